@@ -1,0 +1,170 @@
+"""The engine's value types: passages as curated, and answers as served."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Source:
+    publisher: str
+    title: str
+    url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"publisher": self.publisher, "title": self.title, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    title: str
+    text: str
+    date: dt.date
+    source: Source
+    topic: str
+    file: Path
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    supersedes: tuple[str, ...] = ()
+
+    @property
+    def embedded_text(self) -> str:
+        """What the encoder sees: the title carries the subject, the text the facts."""
+        return f"{self.title}. {self.text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "date": self.date.isoformat(),
+            "topic": self.topic,
+            "source": self.source.to_dict(),
+            "tags": list(self.tags),
+            "aliases": list(self.aliases),
+            "supersedes": list(self.supersedes),
+        }
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    title: str
+    file: Path
+    passage_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem in the knowledge files: where it is and why."""
+
+    file: str
+    passage: str | None
+    field: str | None
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.passage:
+            where.append(f"passage {self.passage}")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        return f"{': '.join(where)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TopicSummary:
+    slug: str
+    title: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """An autocomplete or "did you mean" entry."""
+
+    label: str
+    kind: Literal["question", "passage", "topic"]
+    passage_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RankedPassage:
+    passage: Passage
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.passage.to_dict(), "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answered: bool
+    lead: str
+    passages: tuple[RankedPassage, ...]
+    history: tuple[Passage, ...]
+    suggestions: tuple[str, ...]
+    kb_version: str
+    latency_ms: float = 0.0
+
+    @property
+    def lead_passage(self) -> Passage | None:
+        return self.passages[0].passage if self.answered and self.passages else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON contract of ``spacebot ask --json``."""
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "answer": self.lead,
+            "passages": [ranked.to_dict() for ranked in self.passages],
+            "history": [passage.to_dict() for passage in self.history],
+            "suggestions": list(self.suggestions),
+            "kb_version": self.kb_version,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reused: int = 0
+    rebuilt_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    ok: bool
+    kb_version: str
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reused: int = 0
+    warnings: tuple[ValidationIssue, ...] = ()
+    errors: tuple[ValidationIssue, ...] = ()
+    duration_s: float = 0.0
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    kb_version: str
+    passage_count: int
+    topic_count: int
+    model_name: str
+    encoder: str
+    index_kind: str
+    index_size_bytes: int
+    started_at: dt.datetime
+    last_reload_at: dt.datetime | None
+    last_reload_by: str | None
+    median_latency_ms: float | None
+    extra: dict[str, Any] = field(default_factory=dict)

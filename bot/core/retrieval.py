@@ -1,0 +1,192 @@
+"""Hybrid retrieval: dense FAISS search fused with BM25 and alias matches by reciprocal rank fusion.
+
+The lexical side also powers typo correction: a query word that is not in the knowledge base's
+vocabulary but closely matches one that is ("roscomos") is replaced by it ("roscosmos").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from bot.core.knowledge import KnowledgeBase
+from bot.core.models import Passage
+from bot.core.text import TimeReference, tokenize
+from bot.core.vector_index import VectorIndex
+
+STOPWORDS = frozenset(
+    [
+        "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as",
+        "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can",
+        "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further",
+        "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in",
+        "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now",
+        "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she",
+        "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there",
+        "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we",
+        "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would",
+        "you", "your", "yours", "yet", "ever", "still", "going", "gonna", "wanna", "tell", "know", "think",
+        "say", "said", "says", "does", "did", "get", "got", "anyone", "anybody", "please", "thanks", "thank",
+        "hey", "hi", "hello", "bot", "u", "ur", "im", "i'm", "whats", "what's", "whens", "when's", "hows",
+        "how's", "who's", "plan", "plans", "planned"
+    ]
+)
+RRF_K = 20
+DENSE_WEIGHT = 1.0
+BM25_WEIGHT = 0.8
+ALIAS_WEIGHT = 0.3
+TIME_BONUS = 1.5 / (RRF_K + 1)
+TYPO_MIN_LENGTH = 4
+TYPO_CUTOFF = 84.0
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+@dataclass(frozen=True)
+class Candidate:
+    row: int
+    passage: Passage
+    score: float
+    dense: float
+
+
+class LexicalIndex:
+    """BM25 over titles, texts, aliases and tags, plus an alias table and the vocabulary."""
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self._lengths = np.zeros(len(passages), dtype=np.float32)
+        for row, passage in enumerate(passages):
+            fields = [passage.title, passage.title, passage.text, *passage.aliases, *passage.tags]
+            terms = [t for t in tokenize(" ".join(fields)) if t not in STOPWORDS]
+            self._lengths[row] = len(terms)
+            for term, count in Counter(terms).items():
+                self._postings[term].append((row, count))
+        self._count = len(passages)
+        self._average_length = float(self._lengths.mean()) if len(passages) else 1.0
+        self.vocabulary = frozenset(self._postings)
+        self._vocabulary_by_initial: dict[str, list[str]] = defaultdict(list)
+        for word in self.vocabulary:
+            if len(word) >= TYPO_MIN_LENGTH - 1 and word.isalpha():
+                self._vocabulary_by_initial[word[0]].append(word)
+        self._aliases = self._alias_table(passages)
+
+    @staticmethod
+    def _alias_table(passages: Sequence[Passage]) -> dict[str, set[int]]:
+        table: dict[str, set[int]] = defaultdict(set)
+        for row, passage in enumerate(passages):
+            for alias in passage.aliases:
+                key = " ".join(tokenize(alias))
+                if key:
+                    table[key].add(row)
+        return table
+
+    def idf(self, term: str) -> float:
+        frequency = len(self._postings.get(term, ()))
+        return math.log(1 + (self._count - frequency + 0.5) / (frequency + 0.5))
+
+    def bm25(self, terms: Sequence[str]) -> np.ndarray:
+        scores = np.zeros(self._count, dtype=np.float32)
+        for term in set(terms):
+            postings = self._postings.get(term)
+            if not postings:
+                continue
+            idf = self.idf(term)
+            rows = np.fromiter((row for row, _ in postings), dtype=np.int64, count=len(postings))
+            tf = np.fromiter((count for _, count in postings), dtype=np.float32, count=len(postings))
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * self._lengths[rows] / self._average_length)
+            scores[rows] += idf * tf * (BM25_K1 + 1) / (tf + norm)
+        return scores
+
+    def alias_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """Passages whose aliases appear as whole words in the query, weighted by rarity."""
+        scores = np.zeros(self._count, dtype=np.float32)
+        padded = f" {' '.join(query_tokens)} "
+        for alias, rows in self._aliases.items():
+            if f" {alias} " in padded:
+                weight = math.log(1 + self._count / len(rows))
+                scores[list(rows)] += weight
+        return scores
+
+    def correct(self, tokens: Sequence[str]) -> list[str]:
+        """Replace words the knowledge base does not know by the closest word it does, if close enough."""
+        corrected = []
+        for token in tokens:
+            if len(token) < TYPO_MIN_LENGTH or token in self.vocabulary or token in STOPWORDS or not token.isalpha():
+                corrected.append(token)
+                continue
+            pool = self._vocabulary_by_initial.get(token[0], [])
+            match = process.extractOne(token, pool, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+            corrected.append(match[0] if match else token)
+        return corrected
+
+
+def correct_query(question: str, lexical: LexicalIndex) -> str:
+    """The question with misspelt knowledge-base words fixed; unchanged when nothing needs fixing."""
+    tokens = tokenize(question)
+    fixed = lexical.correct(tokens)
+    if fixed == tokens:
+        return question
+    return " ".join(fixed)
+
+
+def ranks_of(scores: np.ndarray, limit: int) -> list[int]:
+    """Rows with a positive score, best first."""
+    positive = np.flatnonzero(scores > 0)
+    if positive.size == 0:
+        return []
+    order = positive[np.argsort(-scores[positive], kind="stable")]
+    return order[:limit].tolist()
+
+
+class Retriever:
+    """Ranks passages for a question; holds no per-question state, so it is shared across threads."""
+
+    def __init__(self, knowledge: KnowledgeBase, vectors: VectorIndex, ids: Sequence[str]) -> None:
+        self.passages = [knowledge.passages[pid] for pid in ids]
+        self.row_of = {pid: row for row, pid in enumerate(ids)}
+        self.vectors = vectors
+        self.lexical = LexicalIndex(self.passages)
+
+    def search(
+        self, query_vector: np.ndarray, query_text: str, limit: int, time: TimeReference | None = None
+    ) -> list[Candidate]:
+        if not self.passages:
+            return []
+        pool = min(len(self.passages), max(limit * 4, 40))
+        scores, rows = self.vectors.search(query_vector, pool)
+        dense_rows = [int(r) for r in rows[0] if r >= 0]
+        dense_score = {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+        tokens = [t for t in tokenize(query_text) if t not in STOPWORDS]
+        lexical_rows = ranks_of(self.lexical.bm25(tokens), pool)
+        alias_rows = ranks_of(self.lexical.alias_scores(tokenize(query_text)), pool)
+        fused: dict[int, float] = defaultdict(float)
+        for weight, ranked in ((DENSE_WEIGHT, dense_rows), (BM25_WEIGHT, lexical_rows), (ALIAS_WEIGHT, alias_rows)):
+            for rank, row in enumerate(ranked, start=1):
+                fused[row] += weight / (RRF_K + rank)
+        if time is not None:
+            for row in list(fused):
+                if matches_time(self.passages[row], time):
+                    fused[row] += TIME_BONUS
+        missing = [row for row in fused if row not in dense_score]
+        if missing:
+            similarities = self.vectors.vectors[missing] @ query_vector.ravel()
+            dense_score.update(zip(missing, similarities.tolist(), strict=True))
+        ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [Candidate(row, self.passages[row], score, dense_score[row]) for row, score in ordered]
+
+    def similarity(self, a: Passage, b: Passage) -> float:
+        va = self.vectors.vectors[self.row_of[a.id]]
+        vb = self.vectors.vectors[self.row_of[b.id]]
+        return float(va @ vb)
+
+
+def matches_time(passage: Passage, time: TimeReference) -> bool:
+    if passage.date.year != time.year:
+        return False
+    return time.month is None or passage.date.month == time.month

@@ -1,0 +1,1 @@
+"""The Discord shell over the answer engine."""

@@ -1,0 +1,42 @@
+"""Permission checks. One decorator both hides a command from non-moderators in Discord's UI
+(``default_permissions``) and enforces the rule at run time (an app-command check)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import discord
+from discord import app_commands
+
+from bot.discord_bot.errors import NotModerator
+
+T = TypeVar("T")
+
+
+def is_moderator(interaction: discord.Interaction[Any], mod_role_ids: Iterable[int]) -> bool:
+    """Manage Server in this channel, or any role listed in ``settings.mod_role_ids``."""
+    if interaction.guild is None or not isinstance(interaction.user, discord.Member):
+        return False
+    if interaction.permissions.manage_guild:
+        return True
+    wanted = set(mod_role_ids)
+    return any(role.id in wanted for role in interaction.user.roles)
+
+
+def _moderator_predicate(interaction: discord.Interaction[Any]) -> bool:
+    settings = getattr(interaction.client, "settings", None)
+    role_ids = settings.mod_role_ids if settings is not None else ()
+    if not is_moderator(interaction, role_ids):
+        raise NotModerator("moderators only")
+    return True
+
+
+def moderator_only() -> Callable[[T], T]:
+    """Decorator for app commands reserved to moderators (Manage Server or a moderator role)."""
+
+    def decorator(func: T) -> T:
+        func = app_commands.default_permissions(manage_guild=True)(func)
+        return app_commands.check(_moderator_predicate)(func)
+
+    return decorator

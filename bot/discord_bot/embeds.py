@@ -1,0 +1,292 @@
+"""Embeds for answers, passages, topics and knowledge-base reports, always within Discord's limits.
+
+Every builder here ends with :func:`fit_embed`, the one place that enforces the limits, so an
+embed stays sendable whatever the knowledge files hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Final
+
+import discord
+
+from bot.core.models import Answer, EngineStatus, Passage, ReloadReport, TopicSummary
+
+TITLE_LIMIT: Final = 256
+DESCRIPTION_LIMIT: Final = 4096
+FIELD_LIMIT: Final = 25
+FIELD_NAME_LIMIT: Final = 256
+FIELD_VALUE_LIMIT: Final = 1024
+FOOTER_LIMIT: Final = 2048
+AUTHOR_LIMIT: Final = 256
+TOTAL_LIMIT: Final = 6000
+
+ELLIPSIS: Final = "…"
+BLANK: Final = "\u200b"  # Discord rejects empty field names and values
+
+ANSWER_COLOUR: Final = discord.Colour.blurple()
+DECLINED_COLOUR: Final = discord.Colour.light_grey()
+OK_COLOUR: Final = discord.Colour.green()
+FAIL_COLOUR: Final = discord.Colour.red()
+
+DECLINED_TITLE: Final = "I only answer space-policy questions, and found nothing close"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ELLIPSIS):
+        return text[:limit]
+    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Make ``embed`` satisfy every Discord embed limit, in place, and return it.
+
+    Each part is cut to its own limit; fields past the 25th are dropped; if the total is still
+    over 6000 the description is shortened first, then fields are dropped from the end.
+    """
+    if embed.title:
+        embed.title = truncate(embed.title, TITLE_LIMIT)
+    if embed.description:
+        embed.description = truncate(embed.description, DESCRIPTION_LIMIT)
+    if embed.footer.text:
+        embed.set_footer(text=truncate(embed.footer.text, FOOTER_LIMIT), icon_url=embed.footer.icon_url)
+    if embed.author.name:
+        embed.set_author(
+            name=truncate(embed.author.name, AUTHOR_LIMIT), url=embed.author.url, icon_url=embed.author.icon_url
+        )
+    while len(embed.fields) > FIELD_LIMIT:
+        embed.remove_field(-1)
+    for index, item in enumerate(embed.fields):
+        embed.set_field_at(
+            index,
+            name=truncate(item.name or BLANK, FIELD_NAME_LIMIT) or BLANK,
+            value=truncate(item.value or BLANK, FIELD_VALUE_LIMIT) or BLANK,
+            inline=bool(item.inline),
+        )
+    _fit_total(embed)
+    return embed
+
+
+def _fit_total(embed: discord.Embed) -> None:
+    excess = len(embed) - TOTAL_LIMIT
+    if excess <= 0:
+        return
+    description = embed.description or ""
+    keep = max(len(description) - excess, min(len(description), 200))
+    embed.description = truncate(description, keep) or None
+    while len(embed) > TOTAL_LIMIT and embed.fields:
+        embed.remove_field(-1)
+    if len(embed) > TOTAL_LIMIT and embed.description:
+        embed.description = truncate(embed.description, len(embed.description) - (len(embed) - TOTAL_LIMIT)) or None
+
+
+def _link(label: str, url: str) -> str:
+    """A masked link whose label and URL cannot break the markdown."""
+    safe_label = discord.utils.escape_markdown(label).replace("[", "(").replace("]", ")")
+    safe_url = url.replace(" ", "%20").replace(")", "%29").replace("(", "%28")
+    if not safe_url.startswith(("http://", "https://")) or len(safe_url) > FIELD_VALUE_LIMIT - 80:
+        return truncate(f"{label}: {url}", FIELD_VALUE_LIMIT - 80)
+    return f"[{truncate(safe_label, FIELD_VALUE_LIMIT - len(safe_url) - 80)}]({safe_url})"
+
+
+def source_field_name(number: int, passage: Passage) -> str:
+    return f"[{number}] {passage.source.publisher}: {passage.source.title} ({passage.date.isoformat()})"
+
+
+def _history_lines(history: Sequence[Passage]) -> str:
+    lines = [f"**{p.date.isoformat()}**: {truncate(p.text, 300)} (`{p.id}`)" for p in history]
+    return "\n".join(lines)
+
+
+def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
+    """The reply to a question: the lead with source markers, sources, earlier positions."""
+    if not answer.answered or not answer.passages:
+        return declined_embed(answer, scope=scope)
+    markers = " [1]"
+    embed = discord.Embed(
+        title=truncate(answer.question, TITLE_LIMIT) or "Answer",
+        description=truncate(answer.lead, DESCRIPTION_LIMIT - len(markers)) + markers,
+        colour=ANSWER_COLOUR,
+    )
+    for number, ranked in enumerate(answer.passages, start=1):
+        passage = ranked.passage
+        embed.add_field(
+            name=source_field_name(number, passage),
+            value=f"{_link(passage.source.title, passage.source.url)} · passage `{passage.id}`",
+            inline=False,
+        )
+    if answer.history:
+        embed.add_field(name="Earlier positions", value=_history_lines(answer.history), inline=False)
+    embed.set_footer(text=f"Knowledge base {answer.kb_version} · /source <id> shows a passage in full")
+    return _fit_keeping_history(embed)
+
+
+def _fit_keeping_history(embed: discord.Embed) -> discord.Embed:
+    """Fit, but never let the earlier-positions field be the one dropped: drop sources first."""
+    history = [f for f in embed.fields if f.name == "Earlier positions"]
+    if not history:
+        return fit_embed(embed)
+    embed.remove_field(len(embed.fields) - 1)
+    sources = list(embed.fields)
+    embed.clear_fields()
+    embed.add_field(name=history[0].name, value=history[0].value, inline=False)
+    fit_embed(embed)
+    budget = TOTAL_LIMIT - len(embed)
+    kept_history = embed.fields[0]
+    embed.clear_fields()
+    for item in sources[: FIELD_LIMIT - 1]:
+        name = truncate(item.name or BLANK, FIELD_NAME_LIMIT)
+        value = truncate(item.value or BLANK, FIELD_VALUE_LIMIT)
+        if len(name) + len(value) > budget:
+            break
+        budget -= len(name) + len(value)
+        embed.add_field(name=name, value=value, inline=False)
+    embed.add_field(name=kept_history.name, value=kept_history.value, inline=False)
+    return fit_embed(embed)
+
+
+def declined_embed(answer: Answer, *, scope: str) -> discord.Embed:
+    """The polite refusal: what the bot covers, and up to three "did you mean" suggestions."""
+    parts = [scope.strip()] if scope.strip() else []
+    if answer.suggestions:
+        tips = "\n".join(f"• {truncate(s, 300)}" for s in answer.suggestions[:3])
+        parts.append(f"**Did you mean:**\n{tips}")
+    embed = discord.Embed(
+        title=DECLINED_TITLE,
+        description="\n\n".join(parts) or None,
+        colour=DECLINED_COLOUR,
+    )
+    if answer.kb_version:
+        embed.set_footer(text=f"Knowledge base {answer.kb_version}")
+    return fit_embed(embed)
+
+
+def passage_embed(passage: Passage, *, kb_version: str | None = None) -> discord.Embed:
+    """One passage in full, with its citation."""
+    embed = discord.Embed(title=passage.title, description=passage.text, colour=ANSWER_COLOUR)
+    embed.add_field(
+        name=f"{passage.source.publisher}: {passage.source.title} ({passage.date.isoformat()})",
+        value=_link(passage.source.title, passage.source.url),
+        inline=False,
+    )
+    embed.add_field(name="Topic", value=passage.topic, inline=True)
+    if passage.tags:
+        embed.add_field(name="Tags", value=", ".join(passage.tags), inline=True)
+    if passage.supersedes:
+        embed.add_field(name="Supersedes", value=", ".join(f"`{p}`" for p in passage.supersedes), inline=True)
+    footer = f"Passage {passage.id}"
+    if kb_version:
+        footer += f" · knowledge base {kb_version}"
+    embed.set_footer(text=footer)
+    return fit_embed(embed)
+
+
+def topics_embed(topics: Sequence[TopicSummary], *, kb_version: str | None = None) -> discord.Embed:
+    total = sum(t.count for t in topics)
+    lines = [f"**{t.title}** (`{t.slug}`): {t.count} passage{'s' if t.count != 1 else ''}" for t in topics]
+    embed = discord.Embed(
+        title=f"Topics ({len(topics)}, {total} passages)",
+        description="\n".join(lines) or "The knowledge base has no topics yet.",
+        colour=ANSWER_COLOUR,
+    )
+    if kb_version:
+        embed.set_footer(text=f"Knowledge base {kb_version}")
+    return fit_embed(embed)
+
+
+def _id_list(ids: Sequence[str]) -> str:
+    if not ids:
+        return "none"
+    shown = ", ".join(f"`{i}`" for i in ids)
+    return truncate(shown, FIELD_VALUE_LIMIT)
+
+
+def _issue_lines(issues: Sequence[object], limit: int) -> str:
+    lines: list[str] = []
+    used = 0
+    for index, issue in enumerate(issues):
+        line = f"• {truncate(str(issue), 500)}"
+        more = f"… and {len(issues) - index} more"
+        if used + len(line) + 1 > limit - len(more) - 1:
+            lines.append(more)
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def reload_embed(report: ReloadReport) -> discord.Embed:
+    """The private reply to ``/kb reload``: the diff on success, every error on failure."""
+    if report.ok:
+        embed = discord.Embed(
+            title=f"Knowledge base reloaded: {report.kb_version}",
+            description=(
+                f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
+                f"{report.reused} reused, in {report.duration_s:.2f} s."
+            ),
+            colour=OK_COLOUR,
+        )
+        embed.add_field(name="Added", value=_id_list(report.added), inline=False)
+        embed.add_field(name="Changed", value=_id_list(report.changed), inline=False)
+        embed.add_field(name="Removed", value=_id_list(report.removed), inline=False)
+    else:
+        embed = discord.Embed(
+            title=f"Reload failed: still serving {report.kb_version}",
+            description=(
+                f"{len(report.errors)} error{'s' if len(report.errors) != 1 else ''} in the knowledge files; "
+                "nothing changed, the previous knowledge base keeps answering.\n\n"
+            ),
+            colour=FAIL_COLOUR,
+        )
+        room = DESCRIPTION_LIMIT - len(embed.description or "")
+        embed.description = (embed.description or "") + _issue_lines(report.errors, room)
+    if report.warnings:
+        embed.add_field(
+            name=f"Warnings ({len(report.warnings)})",
+            value=_issue_lines(report.warnings, FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    if report.actor:
+        embed.set_footer(text=f"Requested by {report.actor} · {report.duration_s:.2f} s")
+    return fit_embed(embed)
+
+
+def _ago(when: dt.datetime, now: dt.datetime) -> str:
+    seconds = max(0, int((now - when).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def status_embed(status: EngineStatus, *, now: dt.datetime | None = None) -> discord.Embed:
+    """The private reply to ``/kb status``."""
+    now = now or dt.datetime.now(dt.UTC)
+    started = status.started_at if status.started_at.tzinfo else status.started_at.replace(tzinfo=dt.UTC)
+    embed = discord.Embed(title="Knowledge base status", colour=ANSWER_COLOUR)
+    embed.add_field(name="KB version", value=status.kb_version or "unknown", inline=True)
+    embed.add_field(name="Passages", value=f"{status.passage_count} in {status.topic_count} topics", inline=True)
+    embed.add_field(name="Model", value=f"{status.model_name} ({status.encoder})", inline=False)
+    embed.add_field(name="Index", value=f"{status.index_kind}, {status.index_size_bytes / 1024:.1f} KiB", inline=True)
+    if status.last_reload_at is not None:
+        when = status.last_reload_at
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        by = f" by {status.last_reload_by}" if status.last_reload_by else ""
+        reload_text = f"{discord.utils.format_dt(when, 'f')} ({_ago(when, now)} ago){by}"
+    else:
+        reload_text = "not since start"
+    embed.add_field(name="Last reload", value=reload_text, inline=False)
+    embed.add_field(name="Uptime", value=_ago(started, now), inline=True)
+    latency = "no answers yet" if status.median_latency_ms is None else f"{status.median_latency_ms:.1f} ms"
+    embed.add_field(name="Median answer latency", value=latency, inline=True)
+    return fit_embed(embed)

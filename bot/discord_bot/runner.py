@@ -1,0 +1,122 @@
+"""Entry points for the CLI: ``spacebot run`` -> :func:`run_bot`, ``spacebot sync`` -> :func:`sync_commands`.
+
+Both return a process exit code. A missing or rejected token is one line on stderr and exit code 2;
+the token itself is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import discord
+
+from bot.core.config import Settings
+from bot.discord_bot.client import SpaceBotBase, create_bot
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_TOKEN = 2
+
+MISSING_TOKEN = "error: no Discord bot token: set DISCORD_TOKEN (see docs/discord-setup.md)"
+REJECTED_TOKEN = "error: Discord rejected the bot token in DISCORD_TOKEN; reset it in the Developer Portal"
+
+
+def _token(settings: Settings) -> str | None:
+    if settings.discord_token is None:
+        return None
+    token = settings.discord_token.get_secret_value().strip()
+    return token or None
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def _configure_logging(settings: Settings) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
+        )
+
+
+def run_bot(settings: Settings, **bot_options: Any) -> int:
+    """Run the bot until SIGTERM or Ctrl-C; then close the gateway, the HTTP session and the engine."""
+    token = _token(settings)
+    if token is None:
+        return _fail(MISSING_TOKEN, EXIT_BAD_TOKEN)
+    _configure_logging(settings)
+    try:
+        asyncio.run(_run(settings, token, bot_options))
+    except discord.LoginFailure:
+        return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
+    except discord.PrivilegedIntentsRequired:
+        return _fail("error: Discord refused an intent this bot did not expect to need", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        log.info("interrupted")
+    return EXIT_OK
+
+
+async def _run(settings: Settings, token: str, bot_options: dict[str, Any], stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (SIGINT/SIGTERM set it) or the connection ends for good."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on Windows: Ctrl-C then raises KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    bot = create_bot(settings, **bot_options)
+    async with bot:
+        await _run_until_stopped(bot, token, stop)
+    log.info("bot stopped")
+
+
+async def _run_until_stopped(bot: SpaceBotBase, token: str, stop: asyncio.Event) -> None:
+    runner = asyncio.create_task(bot.start(token), name="spacebot-run")
+    stopper = asyncio.create_task(stop.wait(), name="spacebot-stop")
+    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if stopper in done:
+        log.info("shutdown requested; closing")
+        await bot.close()
+    else:
+        stopper.cancel()
+    await runner  # re-raises LoginFailure and friends
+
+
+def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    """Publish the slash commands: to one guild (instant) or globally (may take up to an hour)."""
+    token = _token(settings)
+    if token is None:
+        return _fail(MISSING_TOKEN, EXIT_BAD_TOKEN)
+    _configure_logging(settings)
+    try:
+        count = asyncio.run(_sync(settings, token, guild_id))
+    except discord.LoginFailure:
+        return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
+    except discord.HTTPException as exc:
+        where = f"guild {guild_id}" if guild_id else "globally"
+        return _fail(f"error: could not sync commands {where}: {exc.status} {exc.text}", EXIT_FAILURE)
+    where = f"to guild {guild_id}" if guild_id else "globally (may take up to an hour to appear)"
+    print(f"synced {count} commands {where}")
+    return EXIT_OK
+
+
+async def _sync(settings: Settings, token: str, guild_id: int | None) -> int:
+    bot = create_bot(settings, engine_loader=None, sync_dev_guild=False)
+    async with bot:
+        await bot.login(token)  # runs setup_hook: the cogs register their commands
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+        else:
+            synced = await bot.tree.sync()
+    return len(synced)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a fake encoder for fast unit tests, the real bundled model for integration tests.
+
+Nothing here writes to the repository: every index lives under a pytest temporary directory, and
+settings are built explicitly (no ``.env`` file is read).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # lets test modules import the ``tests.support`` helpers
+    sys.path.insert(0, str(REPO))
+
+from bot.core.config import DEFAULT_MODEL, Settings  # noqa: E402
+from bot.core.embedding import Encoder, TorchEncoder, resolve_model  # noqa: E402
+from bot.core.engine import Engine  # noqa: E402
+from tests.support.fake_encoder import FakeEncoder  # noqa: E402
+from tests.support.kb import write_mini_kb  # noqa: E402
+
+SHIPPED_KNOWLEDGE = REPO / "knowledge"
+QUESTIONS = REPO / "tests" / "data" / "questions"
+# The fake encoder's hashed vectors give unrelated texts cosines near zero and related ones well above.
+FAKE_MIN_SCORE = 0.3
+
+SettingsFactory = Callable[..., Settings]
+
+
+def make_settings(base: Path, **overrides: Any) -> Settings:
+    """Settings whose folders all live under ``base``; ``overrides`` win. No ``.env`` is read."""
+    values: dict[str, Any] = {
+        "knowledge_dir": base / "knowledge",
+        "index_dir": base / "index",
+        "encoder": "torch",
+        "cache_size": 512,
+        "batch_wait_ms": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings_for() -> SettingsFactory:
+    """``settings_for(tmp_path, min_score=0.2, ...)``: settings rooted in a temporary folder."""
+    return make_settings
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def mini_kb_dir(tmp_path: Path) -> Path:
+    """A fresh copy of the valid mini knowledge base in ``tmp_path/knowledge``."""
+    return write_mini_kb(tmp_path / "knowledge")
+
+
+@pytest.fixture
+def mini_engine(mini_kb_dir: Path, fake_encoder: FakeEncoder, tmp_path: Path) -> Engine:
+    """An engine over the mini knowledge base with the fake encoder, index in ``tmp_path/index``."""
+    settings = make_settings(tmp_path, knowledge_dir=mini_kb_dir, min_score=FAKE_MIN_SCORE)
+    engine = Engine.open(settings, fake_encoder)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def real_encoder() -> Encoder:
+    """The bundled all-MiniLM-L6-v2 on torch, loaded once per test session."""
+    return TorchEncoder(resolve_model(DEFAULT_MODEL))
+
+
+@pytest.fixture(scope="session")
+def shipped_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session index folder for the shipped knowledge, seeded (read-only) from the repository's index.
+
+    Seeding only saves embedding time: the build is incremental, so any passage whose text differs
+    from the seeded snapshot is embedded afresh, and an unusable seed is detected and rebuilt.
+    """
+    index_dir = tmp_path_factory.mktemp("shipped") / "index"
+    repo_index = REPO / "index"
+    if (repo_index / "CURRENT").is_file():
+        shutil.copytree(repo_index, index_dir, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*", "onnx"))
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def shipped_settings(shipped_index_dir: Path) -> Settings:
+    return make_settings(shipped_index_dir.parent, knowledge_dir=SHIPPED_KNOWLEDGE, index_dir=shipped_index_dir)
+
+
+@pytest.fixture(scope="session")
+def shipped_engine(shipped_settings: Settings, real_encoder: Encoder) -> Engine:
+    """The real engine over the shipped knowledge with the real model (session scoped)."""
+    engine = Engine.open(shipped_settings, real_encoder)
+    yield engine
+    engine.close()

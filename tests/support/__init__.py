@@ -1,0 +1,1 @@
+"""Test helpers: a deterministic fake encoder and small knowledge folders."""
