@@ -46,7 +46,8 @@ class KnowledgeBase:
     version: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "version", knowledge_hash(self.passages.values(), self.topics.values()))
+        version = knowledge_hash(self.passages.values(), self.topics.values(), self.examples, self.scope)
+        object.__setattr__(self, "version", version)
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -64,11 +65,15 @@ class LoadResult:
         return self.knowledge is not None and not self.errors
 
 
-def knowledge_hash(passages: Iterable[Passage], topics: Iterable[Topic]) -> str:
+def knowledge_hash(
+    passages: Iterable[Passage], topics: Iterable[Topic], examples: Iterable[str] = (), scope: str = ""
+) -> str:
     """A short content hash of the whole knowledge base: its version."""
     payload = {
         "passages": sorted((p.to_dict() for p in passages), key=lambda d: d["id"]),
         "topics": sorted([t.slug, t.title] for t in topics),
+        "examples": list(examples),
+        "scope": scope,
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()[:12]
