@@ -6,9 +6,10 @@ settings are built explicitly (no ``.env`` file is read).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def mini_kb_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def mini_engine(mini_kb_dir: Path, fake_encoder: FakeEncoder, tmp_path: Path) -> Engine:
+def mini_engine(mini_kb_dir: Path, fake_encoder: FakeEncoder, tmp_path: Path) -> Iterator[Engine]:
     """An engine over the mini knowledge base with the fake encoder, index in ``tmp_path/index``."""
     settings = make_settings(tmp_path, knowledge_dir=mini_kb_dir, min_score=FAKE_MIN_SCORE)
     engine = Engine.open(settings, fake_encoder)
@@ -77,18 +78,64 @@ def real_encoder() -> Encoder:
     return TorchEncoder(resolve_model(DEFAULT_MODEL))
 
 
-@pytest.fixture(scope="session")
-def shipped_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A session index folder for the shipped knowledge, seeded (read-only) from the repository's index.
+def _torch_snapshots(*roots: Path) -> list[Path]:
+    """Saved snapshots built by the bundled model on torch, newest first within each root."""
+    found = []
+    for root in roots:
+        folders = sorted(root.glob("snap-*"), key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+        for folder in folders:
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            built_with = (manifest.get("model"), manifest.get("encoder")) if isinstance(manifest, dict) else None
+            if built_with == (DEFAULT_MODEL, "torch"):
+                found.append(folder)
+    return found
 
-    Seeding only saves embedding time: the build is incremental, so any passage whose text differs
-    from the seeded snapshot is embedded afresh, and an unusable seed is detected and rebuilt.
+
+def _seed_cache(config: pytest.Config) -> Path | None:
+    cache = getattr(config, "cache", None)
+    return cache.mkdir("spacebot-shipped-index") if cache is not None else None
+
+
+@pytest.fixture(scope="session")
+def shipped_index_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """A session index folder for the shipped knowledge, seeded from an earlier torch-built snapshot.
+
+    Seeds come from pytest's cache (the snapshot the previous session built) or the repository's
+    index/, read only. Seeding just saves embedding time: the build is incremental, so any passage
+    whose text differs from the seed is embedded afresh, and an unusable seed is detected and rebuilt.
     """
     index_dir = tmp_path_factory.mktemp("shipped") / "index"
-    repo_index = REPO / "index"
-    if (repo_index / "CURRENT").is_file():
-        shutil.copytree(repo_index, index_dir, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*", "onnx"))
+    index_dir.mkdir()
+    cache = _seed_cache(pytestconfig)
+    for seed in _torch_snapshots(*(root for root in (cache, REPO / "index") if root is not None)):
+        try:
+            shutil.copytree(seed, index_dir / seed.name)
+        except (OSError, shutil.Error):
+            shutil.rmtree(index_dir / seed.name, ignore_errors=True)
+            continue
+        (index_dir / "CURRENT").write_text(seed.name + "\n", encoding="utf-8")
+        break
     return index_dir
+
+
+def _remember_snapshot(pytestconfig: pytest.Config, folder: Path) -> None:
+    """Keep the session's snapshot in pytest's cache so the next session embeds only what changed."""
+    cache = _seed_cache(pytestconfig)
+    if cache is None or (cache / folder.name).is_dir():
+        return
+    staging = cache / f".tmp-{folder.name}"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(folder, staging)
+        staging.rename(cache / folder.name)
+        for stale in cache.glob("snap-*"):
+            if stale.name != folder.name:
+                shutil.rmtree(stale, ignore_errors=True)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +144,11 @@ def shipped_settings(shipped_index_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def shipped_engine(shipped_settings: Settings, real_encoder: Encoder) -> Engine:
+def shipped_engine(
+    shipped_settings: Settings, real_encoder: Encoder, pytestconfig: pytest.Config
+) -> Iterator[Engine]:
     """The real engine over the shipped knowledge with the real model (session scoped)."""
     engine = Engine.open(shipped_settings, real_encoder)
+    _remember_snapshot(pytestconfig, engine.snapshot.stored.folder)
     yield engine
     engine.close()

@@ -57,7 +57,8 @@ def test_valid_mini_knowledge_base_loads_every_passage_and_topic(mini_kb_dir: Pa
 def test_knowledge_version_is_stable_and_changes_with_content(tmp_path: Path) -> None:
     first = load_knowledge(write_documents(tmp_path / "a", mini_documents())).knowledge
     again = load_knowledge(write_documents(tmp_path / "b", mini_documents())).knowledge
-    changed = load_knowledge(write_documents(tmp_path / "c", with_passage_change(DEBRIS, text="Changed text."))).knowledge
+    changed_docs = with_passage_change(DEBRIS, text="Changed text.")
+    changed = load_knowledge(write_documents(tmp_path / "c", changed_docs)).knowledge
     assert first is not None and again is not None and changed is not None
     assert first.version == again.version
     assert first.version != changed.version
@@ -317,3 +318,19 @@ def test_near_duplicate_passage_is_a_warning_not_an_error(tmp_path: Path) -> Non
 
 def test_clearly_different_passages_raise_no_near_duplicate_warning(mini_kb_dir: Path) -> None:
     assert load_knowledge(mini_kb_dir).warnings == []
+
+
+@pytest.mark.parametrize("broken_copy", ["first", "second"])
+def test_duplicate_id_is_reported_even_when_one_copy_has_another_error(tmp_path: Path, broken_copy: str) -> None:
+    """BUG: duplicates are looked up among valid passages only, so a broken copy hides the duplicate id."""
+    documents = mini_documents()
+    duplicate = new_passage(DEBRIS, title="A second passage with the same id",
+                            text="This passage reuses an id from another file.", date=dt.date(2022, 1, 1))
+    add_passage(documents, "moon.yaml", duplicate)  # moon.yaml is read before space-debris.yaml
+    if broken_copy == "first":
+        duplicate["title"] = ""
+    else:
+        passage(documents, DEBRIS)["title"] = ""
+    errors = _errors(write_documents(tmp_path / "kb", documents))
+    assert any(e.passage == DEBRIS and e.field == "title" for e in errors), [str(e) for e in errors]
+    assert any(e.field == "id" and "duplicate" in e.message for e in errors), [str(e) for e in errors]

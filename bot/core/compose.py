@@ -5,6 +5,7 @@ Nothing here generates text: the lead is the best passage's own sentences, verba
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -97,15 +98,13 @@ def choose_lead(
         if lead_passage.id == best.passage.id:
             lead_passage = _newer_same_subject(best, candidates, retriever) or lead_passage
     history = storylines.history(lead_passage)
-    if lead_passage.id != best.passage.id and best.passage.id not in {p.id for p in history}:
+    best_is_older = best.passage.date <= lead_passage.date
+    if lead_passage.id != best.passage.id and best_is_older and best.passage.id not in {p.id for p in history}:
         history = sorted([best.passage, *history], key=lambda p: (p.date, p.id), reverse=True)
-    related = [best.passage] if best.passage.id != lead_passage.id else []
-    newest = storylines.latest(lead_passage)
-    if newest.id != lead_passage.id:
-        related.append(newest)
+    related = {p.id: p for p in (best.passage, storylines.latest(lead_passage)) if p.id != lead_passage.id}
     lead = Candidate(retriever.row_of[lead_passage.id], lead_passage,
                      max(best.score, _score_of(lead_passage, candidates)), best.dense)
-    return Decision(lead, [p for p in history if p.id != lead_passage.id], related)
+    return Decision(lead, [p for p in history if p.id != lead_passage.id], list(related.values()))
 
 
 def _score_of(passage: Passage, candidates: Sequence[Candidate]) -> float:
@@ -118,11 +117,10 @@ def _position_at(passage: Passage, storylines: Storylines, time: TimeReference) 
     in_period = [p for p in members if matches_time(p, time)]
     if in_period:
         return max(in_period, key=lambda p: (p.date, p.id))
-    period_end = dt.date(time.year, time.month or 12, 28 if time.month else 31)
-    before = [p for p in members if p.date <= period_end]
-    if before and passage.date > period_end:
-        return max(before, key=lambda p: (p.date, p.id))
-    return passage
+    month = time.month or 12
+    period_end = dt.date(time.year, month, calendar.monthrange(time.year, month)[1])
+    standing = [p for p in members if p.date <= period_end]
+    return max(standing, key=lambda p: (p.date, p.id)) if standing else passage
 
 
 def _newer_same_subject(best: Candidate, candidates: Sequence[Candidate], retriever: Retriever) -> Passage | None:

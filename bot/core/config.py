@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     knowledge_dir: Path = Path("knowledge")
     index_dir: Path = Path("index")
     embedding_model: str = DEFAULT_MODEL
-    encoder: Literal["onnx", "torch"] = "torch"
+    encoder: Literal["onnx", "torch"] = "onnx"  # SPACEBOT_ENCODER=torch: plain sentence-transformers
     onnx_quantize: bool = True
     top_k: int = Field(default=5, ge=1, le=20)
     min_score: float | None = None

@@ -247,7 +247,11 @@ class Engine:
                 answers[i] = answer
         elapsed = (time.perf_counter() - started) * 1000
         self._latencies.extend([elapsed] * len(questions))
-        return [replace(answer, latency_ms=elapsed) for answer in answers if answer is not None]
+        return [
+            replace(answer, question=question, latency_ms=elapsed)
+            for question, answer in zip(questions, answers, strict=True)
+            if answer is not None
+        ]
 
     def _encode(self, queries: list[str]) -> np.ndarray:
         if not queries:
@@ -278,7 +282,7 @@ class Engine:
         cached = self._cache.get(AnswerCache.key(self._snapshot.version, question, k))
         if cached is not None:
             self._latencies.append(0.0)
-            return cached
+            return replace(cached, question=question, latency_ms=0.0)
         loop = asyncio.get_running_loop()
         if self._batcher is None or self._batcher.loop is not loop:
             self._batcher = _MicroBatcher(self, loop)
@@ -350,7 +354,10 @@ def _diff(old: KnowledgeBase, new: KnowledgeBase, build: BuildReport) -> BuildRe
     """What changed between two knowledge bases, when the index itself was reused as it stood."""
     added = tuple(pid for pid in new.passages if pid not in old.passages)
     removed = tuple(pid for pid in old.passages if pid not in new.passages)
-    changed = tuple(pid for pid in new.passages if pid in old.passages and old.passages[pid] != new.passages[pid])
+    changed = tuple(
+        pid for pid in new.passages
+        if pid in old.passages and old.passages[pid].to_dict() != new.passages[pid].to_dict()
+    )
     return replace(build, added=added, removed=removed, changed=changed)
 
 
@@ -368,7 +375,7 @@ class _MicroBatcher:
         key = (" ".join(question.casefold().split()), k)
         shared = self._in_flight.get(key)
         if shared is not None:
-            return await asyncio.shield(shared)
+            return replace(await asyncio.shield(shared), question=question)
         future: asyncio.Future[Answer] = self.loop.create_future()
         self._in_flight[key] = future
         future.add_done_callback(lambda _: self._in_flight.pop(key, None))

@@ -35,6 +35,16 @@ SCOPE_FILE = "scope.md"
 DEFAULT_SCOPE = "Space policy: space stations, lunar programmes, space law, agencies and their plans."
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """A safe loader that leaves dates as text, so a bad date is reported on its field, not as a crash."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(frozen=True)
 class KnowledgeBase:
     """A validated knowledge base: topics and passages, in file order."""
@@ -124,6 +134,7 @@ class _Collector:
         self.passages: dict[str, Passage] = {}
         self.examples: list[str] = []
         self._topic_files: dict[str, str] = {}
+        self._id_files: dict[str, str] = {}
 
     def error(self, file: str, passage: str | None, field_name: str | None, message: str) -> None:
         self.errors.append(ValidationIssue(file, passage, field_name, message))
@@ -134,7 +145,7 @@ class _Collector:
     def read_file(self, path: Path) -> None:
         name = path.name
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -183,6 +194,10 @@ class _Collector:
             passage_id = None
         where = passage_id or label
         errors_before = len(self.errors)
+        if passage_id and passage_id in self._id_files:
+            self.error(name, passage_id, "id", f"duplicate id: also defined in {self._id_files[passage_id]}")
+        elif passage_id:
+            self._id_files[passage_id] = name
         for unknown in sorted(set(raw) - PASSAGE_FIELDS):
             self.error(name, where, str(unknown), "unknown field")
         title = self._required_text(name, where, "title", raw.get("title"))
@@ -192,10 +207,6 @@ class _Collector:
         tags = self._string_list(name, where, "tags", raw.get("tags"))
         aliases = self._string_list(name, where, "aliases", raw.get("aliases"))
         supersedes = self._string_list(name, where, "supersedes", raw.get("supersedes"))
-        if passage_id and passage_id in self.passages:
-            other = self.passages[passage_id].file.name
-            self.error(name, passage_id, "id", f"duplicate id: also defined in {other}")
-            return None
         if passage_id is None or len(self.errors) > errors_before:
             return None
         assert title and text and date and source  # guaranteed: each missing one added an error

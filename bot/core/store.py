@@ -123,10 +123,13 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise IndexUnusableError(f"unreadable manifest in {folder.name}: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise IndexUnusableError(f"manifest in {folder.name} is not format version {FORMAT_VERSION}")
-    required = ("model", "encoder", "dimension", "count", "ids", "passage_hashes", "kb_hash", "files")
-    missing = [key for key in required if key not in manifest]
-    if missing:
-        raise IndexUnusableError(f"manifest in {folder.name} lacks {', '.join(missing)}")
+    expected_types = {
+        "model": str, "encoder": str, "dimension": int, "count": int, "ids": list,
+        "passage_hashes": dict, "kb_hash": str, "files": dict,
+    }
+    wrong = [key for key, kind in expected_types.items() if not isinstance(manifest.get(key), kind)]
+    if wrong:
+        raise IndexUnusableError(f"manifest in {folder.name} lacks or mistypes {', '.join(wrong)}")
     return manifest
 
 

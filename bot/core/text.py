@@ -81,7 +81,7 @@ def find_time_reference(question: str) -> TimeReference | None:
     if not match:
         return None
     month = match.group("month")
-    return TimeReference(int(match.group("year")), MONTHS[month.lower()] if month else None)
+    return TimeReference(int(match.group("year")), MONTHS.get(month.casefold().rstrip(".")) if month else None)
 
 
 _PAST_MARKERS = re.compile(

@@ -1,11 +1,14 @@
-"""The FAISS vector index: exact inner product while that is fast, HNSW above a size threshold.
+"""The FAISS vector index: exact inner product while that is fast, IVF-Flat above a size threshold.
 
 Vectors are L2-normalized, so inner product is cosine similarity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,18 +16,54 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-IndexKind = Literal["flat", "hnsw"]
+IndexKind = Literal["flat", "ivf", "hnsw"]
 
-# Measured with `spacebot bench --scale`: below this many vectors an exact scan answers in well
-# under a millisecond per query, so the recall loss of an approximate index buys nothing.
-HNSW_THRESHOLD = 50_000
+# Measured with `spacebot bench --scale N` on the 2-core EPYC (BENCHMARKS.md, "Scale"):
+# - an exact scan (IndexFlatIP) costs ~55 µs per 1,000 vectors per query (100k: ~6 ms, 1M: ~54 ms p50); below
+#   20,000 vectors it stays under ~1 ms, less than the rest of the answer path, so approximation buys nothing;
+# - at 1M vectors HNSW (M=16, efConstruction=80) took many minutes to build on 2 cores, while IVF-Flat
+#   (4096 lists, k-means on 40 points per list) builds in about two minutes. The store rebuilds the whole index
+#   on every knowledge change, so build time decides: IVF-Flat, with nprobe 64 (about 1.6% of the vectors
+#   scanned at 1M: ~1-2 ms p50, recall@10 >= 0.95 on the clustered synthetic corpus).
+IVF_THRESHOLD = 20_000
+IVF_LISTS_PER_SQRT = 4  # nlist ~ 4 * sqrt(N), rounded to a power of two
+IVF_TRAINING_POINTS_PER_LIST = 40
+IVF_TRAINING_ITERATIONS = 10
+IVF_NPROBE = 64
+IVF_SEED = 1234
+# HNSW stays available on request (VectorIndex.build(vectors, "hnsw")) but is never chosen automatically.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
+# One query searched on 2 OpenMP threads was 4-5x slower than on one (100k flat: p50 6 ms vs 25-31 ms):
+# thread wake-up costs more than the scan it splits. Batches keep every thread.
+SINGLE_THREAD_MAX_QUERIES = 4
 
 
 def choose_kind(count: int) -> IndexKind:
-    return "hnsw" if count >= HNSW_THRESHOLD else "flat"
+    return "ivf" if count >= IVF_THRESHOLD else "flat"
+
+
+def ivf_lists(count: int) -> int:
+    target = max(1, IVF_LISTS_PER_SQRT * math.isqrt(max(1, count)))
+    trainable = max(1, count // IVF_TRAINING_POINTS_PER_LIST)  # k-means needs enough points per list
+    return min(1 << round(math.log2(target)), trainable)
+
+
+def _build_ivf(vectors: np.ndarray) -> object:
+    import faiss
+
+    count, dimension = vectors.shape
+    lists = ivf_lists(count)
+    index = faiss.index_factory(dimension, f"IVF{lists},Flat", faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.niter = IVF_TRAINING_ITERATIONS
+    ivf.cp.seed = IVF_SEED
+    sample_size = min(count, lists * IVF_TRAINING_POINTS_PER_LIST)
+    rows = np.sort(np.random.default_rng(IVF_SEED).choice(count, size=sample_size, replace=False))
+    index.train(vectors[rows])
+    ivf.nprobe = IVF_NPROBE
+    return index
 
 
 @dataclass
@@ -42,7 +81,9 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         count, dimension = vectors.shape
         kind = kind or choose_kind(count)
-        if kind == "hnsw":
+        if kind == "ivf":
+            index = _build_ivf(vectors)
+        elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = HNSW_EF_SEARCH
@@ -67,5 +108,22 @@ class VectorIndex:
         if not self.count:
             empty = np.full((len(queries), 1), -1, dtype=np.int64)
             return np.zeros((len(queries), 1), dtype=np.float32), empty
-        scores, rows = self.faiss_index.search(queries, k)  # type: ignore[attr-defined]
+        with _single_thread_if(len(queries) <= SINGLE_THREAD_MAX_QUERIES):
+            scores, rows = self.faiss_index.search(queries, k)  # type: ignore[attr-defined]
         return scores, rows
+
+
+@contextlib.contextmanager
+def _single_thread_if(condition: bool) -> Iterator[None]:
+    """Run FAISS on one OpenMP thread for a few queries (the setting is per calling thread, and restored)."""
+    if not condition:
+        yield
+        return
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)

@@ -13,6 +13,9 @@ from bot.discord_bot.errors import NotModerator
 
 T = TypeVar("T")
 
+#: What Discord's UI asks of a member before it shows a moderator command (admins can widen it).
+MODERATOR_PERMISSIONS = discord.Permissions(manage_guild=True)
+
 
 def is_moderator(interaction: discord.Interaction[Any], mod_role_ids: Iterable[int]) -> bool:
     """Manage Server in this channel, or any role listed in ``settings.mod_role_ids``."""
@@ -33,10 +36,14 @@ def _moderator_predicate(interaction: discord.Interaction[Any]) -> bool:
 
 
 def moderator_only() -> Callable[[T], T]:
-    """Decorator for app commands reserved to moderators (Manage Server or a moderator role)."""
+    """Decorator for app commands reserved to moderators (Manage Server or a moderator role).
+
+    Discord applies ``default_permissions`` to top-level commands only: a group of moderator
+    subcommands passes ``default_permissions=MODERATOR_PERMISSIONS`` itself (see ``cogs/kb.py``).
+    """
 
     def decorator(func: T) -> T:
-        func = app_commands.default_permissions(manage_guild=True)(func)
+        func = app_commands.default_permissions(MODERATOR_PERMISSIONS)(func)
         return app_commands.check(_moderator_predicate)(func)
 
     return decorator

@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.core.config import Settings
 from bot.core.engine import Engine
+from bot.core.models import Suggestion
 from bot.discord_bot.cooldown import UserCooldown
 from bot.discord_bot.errors import EngineUnavailable, SpaceTree
 
@@ -71,7 +72,6 @@ class SpaceBotBase(commands.Bot):
         )
         self.settings = settings
         self.cooldown = UserCooldown(settings.cooldown_rate, settings.cooldown_per)
-        self.started_monotonic = time.monotonic()
         self.engine_ready = asyncio.Event()
         self._engine: Engine | None = engine
         self._engine_loader = engine_loader
@@ -137,6 +137,21 @@ class SpaceBotBase(commands.Bot):
     async def in_thread(self, func: Callable[..., R], /, *args: Any) -> R:
         """Run a blocking engine call off the event loop."""
         return await asyncio.to_thread(func, *args)
+
+    async def suggestions(self, text: str, limit: int = 25) -> list[Suggestion]:
+        """Autocomplete entries; empty while the engine loads or if it fails (logged).
+
+        Autocomplete must answer within 3 s and cannot show an error to the user, so this never
+        waits for the engine and never raises.
+        """
+        engine = self._engine
+        if engine is None:
+            return []
+        try:
+            return await asyncio.to_thread(engine.suggest, text, limit)
+        except Exception:
+            log.exception("autocomplete suggestions failed for %r", text[:100])
+            return []
 
     # -- events -----------------------------------------------------------------------------
     async def on_message(self, message: discord.Message, /) -> None:

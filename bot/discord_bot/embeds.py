@@ -106,50 +106,42 @@ def _history_lines(history: Sequence[Passage]) -> str:
 
 
 def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
-    """The reply to a question: the lead with source markers, sources, earlier positions."""
+    """The reply to a question: the lead with source markers, sources, earlier positions.
+
+    Within the 6000-character total, the title, footer, first source and earlier positions are
+    kept; the lead gets what is left (it is short in practice), then further sources while they fit.
+    """
     if not answer.answered or not answer.passages:
         return declined_embed(answer, scope=scope)
+    title = truncate(answer.question, TITLE_LIMIT) or "Answer"
+    footer = truncate(f"Knowledge base {answer.kb_version} · /source <id> shows a passage in full", 256)
+    sources = [_source_field(number, ranked.passage) for number, ranked in enumerate(answer.passages, start=1)]
+    history = ("Earlier positions", truncate(_history_lines(answer.history), FIELD_VALUE_LIMIT))
+    kept = [sources[0], history] if answer.history else [sources[0]]
+    fixed = len(title) + len(footer) + sum(len(name) + len(value) for name, value in kept)
     markers = " [1]"
-    embed = discord.Embed(
-        title=truncate(answer.question, TITLE_LIMIT) or "Answer",
-        description=truncate(answer.lead, DESCRIPTION_LIMIT - len(markers)) + markers,
-        colour=ANSWER_COLOUR,
-    )
-    for number, ranked in enumerate(answer.passages, start=1):
-        passage = ranked.passage
-        embed.add_field(
-            name=source_field_name(number, passage),
-            value=f"{_link(passage.source.title, passage.source.url)} · passage `{passage.id}`",
-            inline=False,
-        )
-    if answer.history:
-        embed.add_field(name="Earlier positions", value=_history_lines(answer.history), inline=False)
-    embed.set_footer(text=f"Knowledge base {answer.kb_version} · /source <id> shows a passage in full")
-    return _fit_keeping_history(embed)
-
-
-def _fit_keeping_history(embed: discord.Embed) -> discord.Embed:
-    """Fit, but never let the earlier-positions field be the one dropped: drop sources first."""
-    history = [f for f in embed.fields if f.name == "Earlier positions"]
-    if not history:
-        return fit_embed(embed)
-    embed.remove_field(len(embed.fields) - 1)
-    sources = list(embed.fields)
-    embed.clear_fields()
-    embed.add_field(name=history[0].name, value=history[0].value, inline=False)
-    fit_embed(embed)
-    budget = TOTAL_LIMIT - len(embed)
-    kept_history = embed.fields[0]
-    embed.clear_fields()
-    for item in sources[: FIELD_LIMIT - 1]:
-        name = truncate(item.name or BLANK, FIELD_NAME_LIMIT)
-        value = truncate(item.value or BLANK, FIELD_VALUE_LIMIT)
+    room = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - fixed) - len(markers)
+    description = truncate(answer.lead, room) + markers
+    budget = TOTAL_LIMIT - fixed - len(description)
+    fields = [sources[0]]
+    for name, value in sources[1 : FIELD_LIMIT - len(kept) + 1]:
         if len(name) + len(value) > budget:
             break
         budget -= len(name) + len(value)
+        fields.append((name, value))
+    if answer.history:
+        fields.append(history)
+    embed = discord.Embed(title=title, description=description, colour=ANSWER_COLOUR)
+    for name, value in fields:
         embed.add_field(name=name, value=value, inline=False)
-    embed.add_field(name=kept_history.name, value=kept_history.value, inline=False)
+    embed.set_footer(text=footer)
     return fit_embed(embed)
+
+
+def _source_field(number: int, passage: Passage) -> tuple[str, str]:
+    name = truncate(source_field_name(number, passage), FIELD_NAME_LIMIT)
+    value = truncate(f"{_link(passage.source.title, passage.source.url)} · passage `{passage.id}`", FIELD_VALUE_LIMIT)
+    return name, value
 
 
 def declined_embed(answer: Answer, *, scope: str) -> discord.Embed:

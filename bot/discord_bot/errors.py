@@ -66,6 +66,11 @@ class SpaceTree(app_commands.CommandTree):
             wait = max(1, round(original.retry_after))
             await send_private(interaction, f"Slow down a little: try again in {wait} s.")
             return
+        if isinstance(original, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
+            # Discord still shows a command this version of the bot changed or dropped.
+            log.warning("stale command %r used: run `spacebot sync` (%s)", _command_name(interaction), original)
+            await send_private(interaction, "That command is out of date here; the bot's operators need to re-sync it.")
+            return
         if isinstance(original, EngineUnavailable):
             reference = new_reference()
             log.error("[%s] %s: the answer engine is not available", reference, _command_name(interaction))

@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.core.config import Settings
@@ -60,6 +61,8 @@ def run_bot(settings: Settings, **bot_options: Any) -> int:
         return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
     except discord.PrivilegedIntentsRequired:
         return _fail("error: Discord refused an intent this bot did not expect to need", EXIT_FAILURE)
+    except (discord.GatewayNotFound, aiohttp.ClientConnectionError) as exc:
+        return _fail(f"error: cannot reach Discord: {exc}", EXIT_FAILURE)
     except KeyboardInterrupt:
         log.info("interrupted")
     return EXIT_OK
@@ -69,13 +72,19 @@ async def _run(settings: Settings, token: str, bot_options: dict[str, Any], stop
     """Run until ``stop`` is set (SIGINT/SIGTERM set it) or the connection ends for good."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Not available off the main thread or on Windows: Ctrl-C then raises KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    bot = create_bot(settings, **bot_options)
-    async with bot:
-        await _run_until_stopped(bot, token, stop)
+            installed.append(sig)
+    try:
+        bot = create_bot(settings, **bot_options)
+        async with bot:
+            await _run_until_stopped(bot, token, stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
     log.info("bot stopped")
 
 
@@ -101,6 +110,8 @@ def sync_commands(settings: Settings, guild_id: int | None) -> int:
         count = asyncio.run(_sync(settings, token, guild_id))
     except discord.LoginFailure:
         return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
+    except aiohttp.ClientConnectionError as exc:
+        return _fail(f"error: cannot reach Discord: {exc}", EXIT_FAILURE)
     except discord.HTTPException as exc:
         where = f"guild {guild_id}" if guild_id else "globally"
         return _fail(f"error: could not sync commands {where}: {exc.status} {exc.text}", EXIT_FAILURE)

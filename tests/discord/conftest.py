@@ -61,9 +61,14 @@ async def no_unhandled_task_exceptions(error_log: ErrorLog) -> AsyncIterator[Non
 
 # -- the engine ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def encoder() -> Encoder:
-    """The real bundled all-MiniLM-L6-v2, loaded once per session."""
-    return load_encoder(Settings(_env_file=None, encoder="torch"))  # type: ignore[call-arg]
+def encoder(request: pytest.FixtureRequest) -> Encoder:
+    """The real bundled all-MiniLM-L6-v2, loaded once per session (shared with tests/conftest.py's)."""
+    try:
+        encoder: Encoder = request.getfixturevalue("real_encoder")
+    except pytest.FixtureLookupError:
+        encoder = load_encoder(Settings(_env_file=None, encoder="torch"))  # type: ignore[call-arg]
+    gc.freeze()  # the model's objects live all session: keep the per-test gc.collect() fast
+    return encoder
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +104,13 @@ async def engine(settings: Settings, encoder: Encoder) -> AsyncIterator[Engine]:
 
 
 # -- the fake Discord ---------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def never_the_real_discord(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test forgets, the client can only ever reach 127.0.0.1 (port 9: nobody listens)."""
+    monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:9/api/v10")
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL("ws://127.0.0.1:9/gateway"))
+
+
 @pytest.fixture
 async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     fake = FakeDiscord()

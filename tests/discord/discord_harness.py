@@ -53,6 +53,18 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def reword_one_passage(knowledge: Path) -> str:
+    """Change the title of the first passage of space-debris.yaml (no validation limit can trip
+    on that); return the passage's id."""
+    path = knowledge / "space-debris.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    first_id = next(i for i, line in enumerate(lines) if line.startswith("  - id: "))
+    title = next(i for i in range(first_id, len(lines)) if lines[i].startswith("    title: "))
+    lines[title] = lines[title].replace("    title: ", "    title: Reworded - ", 1)
+    path.write_text("".join(lines), encoding="utf-8")
+    return lines[first_id].removeprefix("  - id: ").strip()
+
+
 # -- a running bot ------------------------------------------------------------------------------
 @dataclass
 class Exchange:

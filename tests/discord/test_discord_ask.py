@@ -163,3 +163,13 @@ async def test_ask_before_the_engine_is_ready_is_deferred_then_answered(
 
     assert exchange.callback_type == 5
     assert exchange.embed["title"] == QUESTION
+
+
+async def test_a_stale_command_discord_still_shows_gets_a_private_resync_notice(
+    harness: Harness, member: FakeUser
+) -> None:
+    exchange = await harness.slash(member, "retired-command", followups=0)
+
+    assert exchange.callback_type == 4
+    assert int(exchange.callback_data["flags"]) & 64
+    assert "re-sync" in exchange.callback_data["content"]

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from discord_harness import Harness
+from discord_harness import Harness, reword_one_passage
 from fake_discord import APP_ID, BOT_ID, GUILD_ID, FakeUser
 
 from bot.core.engine import Engine
@@ -47,16 +47,6 @@ def _engine(harness: Harness) -> Engine:
     return engine
 
 
-def _change_one_passage(knowledge: Path) -> str:
-    path = knowledge / "space-debris.yaml"
-    text = path.read_text(encoding="utf-8")
-    marker = "    text: >-\n      "
-    index = text.index(marker) + len(marker)
-    path.write_text(text[:index] + "Reworded for the test. " + text[index:], encoding="utf-8")
-    before = text[: text.index(marker)]
-    return before[before.rindex("  - id: ") + len("  - id: ") :].split("\n", 1)[0].strip()
-
-
 def _gate_reload(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """Hold the engine's reload (on this instance only) until the test releases it."""
     started, release = threading.Event(), threading.Event()
@@ -84,7 +74,7 @@ async def test_kb_reload_by_manage_server_user_reports_added_and_changed_private
     harness: Harness, admin: FakeUser, kb_dir: Path
 ) -> None:
     (kb_dir / "knowledge" / "test-added.yaml").write_text(NEW_TOPIC, encoding="utf-8")
-    changed_id = _change_one_passage(kb_dir / "knowledge")
+    changed_id = reword_one_passage(kb_dir / "knowledge")
     old_version = _engine(harness).status().kb_version
 
     exchange = await harness.slash(admin, "kb", subcommand="reload")

@@ -81,7 +81,7 @@ async def test_mention_cooldown_notice_goes_to_the_user_by_dm(
         [notice] = await fake_discord.wait_for(lambda r: r.path == f"channels/{DM_CHANNEL_ID}/messages")
 
     assert "Try again in" in notice.body["content"]
-    assert fake_discord.sent("POST", "users/@me/channels")[0].body["recipient_id"] == str(member.id)
+    assert int(fake_discord.sent("POST", "users/@me/channels")[0].body["recipient_id"]) == member.id
     assert not [r for r in fake_discord.sent("POST", "channels/*/messages") if replies_to(r, limited["id"])]
 
 

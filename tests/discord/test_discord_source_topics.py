@@ -6,11 +6,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from discord_harness import Harness, make_settings, running_bot
+import pytest
+from discord_harness import ErrorLog, Harness, make_settings, running_bot
 from fake_discord import FakeDiscord, FakeUser
 
 from bot.core.embedding import Encoder
 from bot.core.engine import Engine
+from bot.core.models import Suggestion
 
 HUGE = 5000
 
@@ -116,3 +118,20 @@ async def test_oversized_passage_is_rendered_within_discord_embed_limits(
     assert source.embed["title"].startswith("Zebra orbital tug")
     assert_within_discord_limits(answer.embed)
     assert_within_discord_limits(source.embed)
+
+
+async def test_autocomplete_failure_offers_no_choices_and_logs_the_error(
+    harness: Harness, member: FakeUser, monkeypatch: pytest.MonkeyPatch, error_log: ErrorLog
+) -> None:
+    engine = harness.bot.engine
+    assert engine is not None
+
+    def broken_suggest(text: str, limit: int = 25) -> list[Suggestion]:
+        raise RuntimeError("fuzzy index gone")
+
+    monkeypatch.setattr(engine, "suggest", broken_suggest)
+    choices = await harness.autocomplete(member, "source", "passage", "russia")
+
+    assert choices == []
+    [record] = error_log.take("autocomplete suggestions failed")
+    assert record.exc_info is not None and "fuzzy index gone" in str(record.exc_info[1])

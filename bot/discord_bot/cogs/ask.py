@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -74,10 +75,7 @@ class Ask(commands.Cog):
     async def ask_autocomplete(
         self, interaction: discord.Interaction[SpaceBotBase], current: str
     ) -> list[app_commands.Choice[str]]:
-        engine = self.bot.engine
-        if engine is None:  # autocomplete must answer within 3 s: don't wait for the engine
-            return []
-        suggestions = await self.bot.in_thread(engine.suggest, current, 25)
+        suggestions = await self.bot.suggestions(current)
         choices: list[app_commands.Choice[str]] = []
         seen: set[str] = set()
         for suggestion in suggestions:
@@ -131,12 +129,13 @@ class Ask(commands.Cog):
         if refusal is not None:
             await self._notify_privately(message, refusal)
             return
-        async with message.channel.typing():
-            try:
-                embed = await self.answer_embed_for(question)
-            except EngineUnavailable:
-                await message.reply("The knowledge base is not available right now.", mention_author=False)
-                return
+        with contextlib.suppress(discord.HTTPException):  # "typing…" is a nicety, never a blocker
+            await message.channel.typing()
+        try:
+            embed = await self.answer_embed_for(question)
+        except EngineUnavailable:
+            await message.reply("The knowledge base is not available right now.", mention_author=False)
+            return
         await message.reply(embed=embed, mention_author=False)
 
     async def _notify_privately(self, message: discord.Message, text: str) -> None:

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_bot.checks import moderator_only
+from bot.discord_bot.checks import MODERATOR_PERMISSIONS, moderator_only
 from bot.discord_bot.client import SpaceBotBase
 from bot.discord_bot.embeds import reload_embed, status_embed
 
@@ -27,7 +27,7 @@ class KnowledgeBase(commands.Cog):
         name="kb",
         description="Manage the knowledge base (moderators)",
         guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
+        default_permissions=MODERATOR_PERMISSIONS,
     )
 
     def __init__(self, bot: SpaceBotBase) -> None:

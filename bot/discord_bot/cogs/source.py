@@ -40,10 +40,7 @@ class Source(commands.Cog):
     async def passage_autocomplete(
         self, interaction: discord.Interaction[SpaceBotBase], current: str
     ) -> list[app_commands.Choice[str]]:
-        engine = self.bot.engine
-        if engine is None:
-            return []
-        suggestions = await self.bot.in_thread(engine.suggest, current, 25)
+        suggestions = await self.bot.suggestions(current)
         choices: dict[str, app_commands.Choice[str]] = {}
         for suggestion in suggestions:
             if not suggestion.passage_id or suggestion.passage_id in choices:
