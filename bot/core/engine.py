@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.compose import Storylines, compose_answer
 from bot.core.config import Settings
-from bot.core.embedding import Encoder, load_encoder
+from bot.core.embedding import Encoder, dictionary_words, load_encoder
 from bot.core.knowledge import KnowledgeBase, load_knowledge
 from bot.core.models import (
     Answer,
@@ -66,12 +66,12 @@ class Snapshot:
     loaded_at: dt.datetime
 
     @classmethod
-    def from_stored(cls, stored: StoredIndex) -> Snapshot:
+    def from_stored(cls, stored: StoredIndex, dictionary: frozenset[str] = frozenset()) -> Snapshot:
         knowledge = stored.knowledge
         pool = tuple(dict.fromkeys([*knowledge.examples, *(t.title for t in knowledge.topics.values())]))
         return cls(
             stored=stored,
-            retriever=Retriever(knowledge, stored.vectors, stored.ids),
+            retriever=Retriever(knowledge, stored.vectors, stored.ids, dictionary),
             storylines=Storylines(knowledge.passages),
             suggestion_pool=pool,
             loaded_at=dt.datetime.now(dt.UTC),
@@ -148,7 +148,7 @@ class Engine:
         if result.knowledge is None:
             return cls._open_from_saved_index(settings, encoder, result.errors)
         stored, report = open_or_build(result.knowledge, encoder, settings.index_dir)
-        return cls(settings, encoder, Snapshot.from_stored(stored), report)
+        return cls(settings, encoder, _snapshot(settings, stored), report)
 
     @classmethod
     def _open_from_saved_index(cls, settings: Settings, encoder: Encoder, errors: list[ValidationIssue]) -> Engine:
@@ -159,7 +159,7 @@ class Engine:
             raise KnowledgeError(errors) from None
         for error in errors:
             log.error("knowledge file error (serving the last good index): %s", error)
-        return cls(settings, encoder, Snapshot.from_stored(stored), BuildReport(reused=len(stored.ids)))
+        return cls(settings, encoder, _snapshot(settings, stored), BuildReport(reused=len(stored.ids)))
 
     def close(self) -> None:
         self._cache.clear()
@@ -305,7 +305,7 @@ class Engine:
             stored, build = open_or_build(result.knowledge, self.encoder, self.settings.index_dir)
             if build.reused == len(stored.ids) and not (build.added or build.changed or build.removed):
                 build = _diff(old.knowledge, result.knowledge, build)
-            self._swap(Snapshot.from_stored(stored), build)
+            self._swap(_snapshot(self.settings, stored), build)
             self.last_reload_at = dt.datetime.now(dt.UTC)
             self.last_reload_by = actor
             report = ReloadReport(
@@ -331,7 +331,7 @@ class Engine:
             except IndexUnusableError as exc:
                 log.warning("shared index changed but cannot be loaded: %s", exc)
                 return False
-            self._swap(Snapshot.from_stored(stored), BuildReport(reused=len(stored.ids)))
+            self._swap(_snapshot(self.settings, stored), BuildReport(reused=len(stored.ids)))
             self.last_reload_at = dt.datetime.now(dt.UTC)
             self.last_reload_by = "another process"
         log.info("picked up index snapshot %s made by another process", name)
@@ -344,6 +344,10 @@ class Engine:
         self._snapshot = snapshot
         self.last_build = build
         self._cache.clear()
+
+
+def _snapshot(settings: Settings, stored: StoredIndex) -> Snapshot:
+    return Snapshot.from_stored(stored, dictionary_words(settings.embedding_model))
 
 
 def _clean(question: str) -> str:

@@ -58,7 +58,8 @@ class Candidate:
 class LexicalIndex:
     """BM25 over titles, texts, aliases and tags, plus an alias table and the vocabulary."""
 
-    def __init__(self, passages: Sequence[Passage]) -> None:
+    def __init__(self, passages: Sequence[Passage], dictionary: frozenset[str] = frozenset()) -> None:
+        self.dictionary = dictionary
         self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self._lengths = np.zeros(len(passages), dtype=np.float32)
         for row, passage in enumerate(passages):
@@ -114,16 +115,27 @@ class LexicalIndex:
         return scores
 
     def correct(self, tokens: Sequence[str]) -> list[str]:
-        """Replace words the knowledge base does not know by the closest word it does, if close enough."""
+        """Replace misspelt words by the closest knowledge-base word, if close enough.
+
+        A word is left alone when the knowledge base knows it, or when it is a real word of the
+        language (the embedding model's vocabulary), so "movie" never becomes "move".
+        """
         corrected = []
         for token in tokens:
-            if len(token) < TYPO_MIN_LENGTH or token in self.vocabulary or token in STOPWORDS or not token.isalpha():
+            if not self._may_be_a_typo(token):
                 corrected.append(token)
                 continue
             pool = self._vocabulary_by_initial.get(token[0], [])
             match = process.extractOne(token, pool, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
             corrected.append(match[0] if match else token)
         return corrected
+
+
+    def _may_be_a_typo(self, token: str) -> bool:
+        return (
+            len(token) >= TYPO_MIN_LENGTH and token.isalpha() and token not in STOPWORDS
+            and token not in self.vocabulary and token not in self.dictionary
+        )
 
 
 def correct_query(question: str, lexical: LexicalIndex) -> str:
@@ -147,11 +159,17 @@ def ranks_of(scores: np.ndarray, limit: int) -> list[int]:
 class Retriever:
     """Ranks passages for a question; holds no per-question state, so it is shared across threads."""
 
-    def __init__(self, knowledge: KnowledgeBase, vectors: VectorIndex, ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        vectors: VectorIndex,
+        ids: Sequence[str],
+        dictionary: frozenset[str] = frozenset(),
+    ) -> None:
         self.passages = [knowledge.passages[pid] for pid in ids]
         self.row_of = {pid: row for row, pid in enumerate(ids)}
         self.vectors = vectors
-        self.lexical = LexicalIndex(self.passages)
+        self.lexical = LexicalIndex(self.passages, dictionary)
 
     def search(
         self, query_vector: np.ndarray, query_text: str, limit: int, time: TimeReference | None = None

@@ -42,7 +42,8 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         candidate = text[start:match.end()].strip()
-        last_word = candidate.rstrip("\"'”’)] ").rsplit(maxsplit=1)[-1].rstrip(".!?").lower() if candidate else ""
+        words = candidate.rstrip("\"'”’)] ").rsplit(maxsplit=1) if candidate else [""]
+        last_word = words[-1].rstrip(".!?").lstrip("\"'“‘([").lower()
         if match.group(1) == "." and (last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)):
             continue
         sentences.append(candidate)
