@@ -128,11 +128,9 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask_stream(engine: Engine, source: TextIO, sink: TextIO, k: int | None) -> int:
-    """One JSON answer per input line, the model loaded once."""
+    """One JSON answer per input line (a blank line is declined), the model loaded once."""
     for line in source:
-        question = line.rstrip("\n")
-        if not question.strip():
-            continue
+        question = line.rstrip("\r\n")
         sink.write(json.dumps(engine.answer(question, k).to_dict(), ensure_ascii=False) + "\n")
         sink.flush()
     return 0

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # lets test modules import the ``tests.support`` helpers
-    sys.path.insert(0, str(REPO))
+from bot.core.config import DEFAULT_MODEL, Settings
+from bot.core.embedding import Encoder, TorchEncoder, resolve_model
+from bot.core.engine import Engine
+from tests.support.fake_encoder import FakeEncoder
+from tests.support.kb import write_mini_kb
 
-from bot.core.config import DEFAULT_MODEL, Settings  # noqa: E402
-from bot.core.embedding import Encoder, TorchEncoder, resolve_model  # noqa: E402
-from bot.core.engine import Engine  # noqa: E402
-from tests.support.fake_encoder import FakeEncoder  # noqa: E402
-from tests.support.kb import write_mini_kb  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SHIPPED_KNOWLEDGE = REPO / "knowledge"
 QUESTIONS = REPO / "tests" / "data" / "questions"

@@ -163,6 +163,14 @@ def test_ask_json_stdin_answers_each_line_with_one_json_line_and_loads_the_model
     assert len(run_cli.encoder_loads) == 1
 
 
+def test_ask_json_stdin_keeps_one_output_line_per_input_line_even_blank_or_crlf(run_cli: Any) -> None:
+    code, out, _ = run_cli("ask", "--json", "-", stdin=f"{QUICK_START}\r\n\r\nWho is the head of Roscosmos?\n")
+    assert code == 0
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert [a["question"] for a in answers] == [QUICK_START, "", "Who is the head of Roscosmos?"]
+    assert [a["answered"] for a in answers] == [True, False, True]
+
+
 def test_ask_prints_the_latest_position_first_then_earlier_positions_with_dates(run_cli: Any) -> None:
     head, earlier = _russia_iss_chain()
     code, out, _ = run_cli("ask", QUICK_START)
