@@ -82,7 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark the engine against the naive baseline")
     bench.add_argument("--quick", action="store_true", help="a few-second smoke run (CI)")
     bench.add_argument("--scale", type=int, default=None, help="synthetic index scale test with N passages")
-    bench.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"), help="where to write the report")
+    bench.add_argument(
+        "--output", type=Path, default=None,
+        help="where to write the report (default: BENCHMARKS.md; with --quick, bench-quick.md in the index folder)",
+    )
     bench.set_defaults(handler=_bench)
     return parser
 
@@ -260,7 +263,11 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bench.main import run_benchmarks
 
-    return run_benchmarks(settings, quick=args.quick, scale=args.scale, output=args.output)
+    output = args.output
+    if output is None:
+        output = settings.index_dir / "bench-quick.md" if args.quick else Path("BENCHMARKS.md")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return run_benchmarks(settings, quick=args.quick, scale=args.scale, output=output)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from bot.bench import report
 from bot.bench.main import run_benchmarks
 from bot.bench.scale import SyntheticCorpus, measure_scale
-from bot.core.vector_index import IVF_NPROBE, VectorIndex, choose_kind
+from bot.core.vector_index import VectorIndex, choose_kind, ivf_lists, ivf_probes
 from tests.conftest import SHIPPED_KNOWLEDGE, make_settings
 
 # The session's ONNX export (tests/test_onnx_encoder.py) is reused rather than exported again.
@@ -108,7 +108,7 @@ def test_ivf_index_keeps_its_nprobe_through_a_faiss_write_and_read(tmp_path: Pat
     index = VectorIndex.build(vectors, "ivf")
     faiss.write_index(index.faiss_index, str(tmp_path / "index.faiss"))
     loaded = faiss.read_index(str(tmp_path / "index.faiss"))
-    assert faiss.extract_index_ivf(loaded).nprobe == IVF_NPROBE
+    assert faiss.extract_index_ivf(loaded).nprobe == ivf_probes(ivf_lists(25_000)) > 1
     _, rows = VectorIndex(loaded, vectors, "ivf").search(vectors[:1], 5)
     assert rows[0][0] == 0
 

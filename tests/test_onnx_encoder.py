@@ -47,8 +47,14 @@ def bundled_model() -> ResolvedModel:
 
 @pytest.fixture(scope="session")
 def onnx_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An index folder whose ``onnx/`` cache holds the session's exports (as ``load_encoder`` lays it out)."""
-    return tmp_path_factory.mktemp("onnx") / "index"
+    """An index folder whose ``onnx/`` cache holds the session's exports (as ``load_encoder`` lays it out).
+
+    A fixed folder under the session's base temp dir: test modules that import these fixtures get their own
+    fixture instances, but find the export already cached there instead of exporting again.
+    """
+    index_dir = tmp_path_factory.getbasetemp() / "onnx-shared" / "index"
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return index_dir
 
 
 @pytest.fixture(scope="session")

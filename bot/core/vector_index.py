@@ -18,18 +18,23 @@ log = logging.getLogger(__name__)
 
 IndexKind = Literal["flat", "ivf", "hnsw"]
 
-# Measured with `spacebot bench --scale N` on the 2-core EPYC (BENCHMARKS.md, "Scale"):
-# - an exact scan (IndexFlatIP) costs ~55 µs per 1,000 vectors per query (100k: ~6 ms, 1M: ~54 ms p50); below
-#   20,000 vectors it stays under ~1 ms, less than the rest of the answer path, so approximation buys nothing;
-# - at 1M vectors HNSW (M=16, efConstruction=80) took many minutes to build on 2 cores, while IVF-Flat
-#   (4096 lists, k-means on 40 points per list) builds in about two minutes. The store rebuilds the whole index
-#   on every knowledge change, so build time decides: IVF-Flat, with nprobe 64 (about 1.6% of the vectors
-#   scanned at 1M: ~1-2 ms p50, recall@10 >= 0.95 on the clustered synthetic corpus).
+# Measured with `spacebot bench --scale N` on the 2-core EPYC (BENCHMARKS.md, "Scale"; clustered synthetic
+# vectors, single-query search on one thread):
+# - an exact scan (IndexFlatIP) costs ~50 µs per 1,000 vectors (100k: ~5.5 ms p50, 1M: 46-55 ms); below
+#   20,000 vectors it stays around 1 ms, no more than the rest of the answer path, so approximation buys nothing;
+# - build time decides between the approximate kinds, because the store rebuilds the whole index on every
+#   knowledge change: HNSW (M=16, efConstruction=80) took 24 s at 100k and had not finished after 6.5 min at
+#   1M (cores shared with other jobs); IVF-Flat took 4-7 s at 100k and 38-84 s at 1M (4096 lists, k-means on
+#   40 points per list, 10 iterations);
+# - IVF at 1M, 4096 lists, 300 queries: nprobe 64 -> recall@10 0.924 (1.1 ms p50), 128 -> 0.949 (2.2 ms),
+#   192 -> 0.963 (3.3 ms), 256 -> 0.971 (4.3 ms), exact 55 ms. nprobe = 3/64 of the lists (192 at 1M) keeps
+#   recall@10 >= 0.95 with p50 under 1/10 of exact.
 IVF_THRESHOLD = 20_000
 IVF_LISTS_PER_SQRT = 4  # nlist ~ 4 * sqrt(N), rounded to a power of two
 IVF_TRAINING_POINTS_PER_LIST = 40
 IVF_TRAINING_ITERATIONS = 10
-IVF_NPROBE = 64
+IVF_PROBE_FRACTION = 3 / 64
+IVF_MIN_PROBES = 8
 IVF_SEED = 1234
 # HNSW stays available on request (VectorIndex.build(vectors, "hnsw")) but is never chosen automatically.
 HNSW_M = 32
@@ -50,6 +55,10 @@ def ivf_lists(count: int) -> int:
     return min(1 << round(math.log2(target)), trainable)
 
 
+def ivf_probes(lists: int) -> int:
+    return min(lists, max(IVF_MIN_PROBES, round(lists * IVF_PROBE_FRACTION)))
+
+
 def _build_ivf(vectors: np.ndarray) -> object:
     import faiss
 
@@ -62,7 +71,7 @@ def _build_ivf(vectors: np.ndarray) -> object:
     sample_size = min(count, lists * IVF_TRAINING_POINTS_PER_LIST)
     rows = np.sort(np.random.default_rng(IVF_SEED).choice(count, size=sample_size, replace=False))
     index.train(vectors[rows])
-    ivf.nprobe = IVF_NPROBE
+    ivf.nprobe = ivf_probes(lists)
     return index
 
 
