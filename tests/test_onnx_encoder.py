@@ -24,6 +24,7 @@ from bot.core.config import DEFAULT_MODEL, Settings
 from bot.core.embedding import Encoder, ResolvedModel, resolve_model
 from bot.core.engine import Engine
 from bot.core.evaluation import EvalReport, evaluate, load_questions
+from bot.core.files import file_sha256
 from bot.core.knowledge import load_knowledge
 from bot.core.onnx_encoder import OnnxEncoder
 from bot.core.store import open_or_build
@@ -171,7 +172,7 @@ def test_export_folder_holds_graph_tokenizer_and_hashed_metadata(
     folders = sorted((onnx_index_dir / "onnx").glob("*-int8-*"))
     assert len(folders) == 1
     meta = json.loads((folders[0] / onnx_encoder.EXPORT_META).read_text(encoding="utf-8"))
-    assert meta["onnx_sha256"] == onnx_encoder._file_sha256(folders[0] / onnx_encoder.MODEL_FILE)
+    assert meta["onnx_sha256"] == file_sha256(folders[0] / onnx_encoder.MODEL_FILE)
     expected = (384, 256, onnx_encoder.quantization_target())
     assert (meta["dimension"], meta["max_length"], meta["quantization"]) == expected
     assert (folders[0] / onnx_encoder.TOKENIZER_FILE).is_file()
@@ -188,7 +189,7 @@ def test_corrupt_cached_graph_is_detected_and_exported_again(
     repaired = OnnxEncoder.load_or_export(bundled_model, cache, quantize=True)
     assert _cosines(repaired.encode(TEXTS), int8_encoder.encode(TEXTS)).min() >= 0.9999
     meta = json.loads((graph.parent / onnx_encoder.EXPORT_META).read_text(encoding="utf-8"))
-    assert meta["onnx_sha256"] == onnx_encoder._file_sha256(graph)
+    assert meta["onnx_sha256"] == file_sha256(graph)
 
 
 def test_export_key_changes_with_the_quantize_flag_library_versions_and_model_files(

@@ -14,6 +14,7 @@ import pytest
 
 from bot.core import store
 from bot.core.engine import Engine
+from bot.core.files import file_sha256
 from bot.core.knowledge import KnowledgeBase, load_knowledge
 from bot.core.models import BuildReport
 from bot.core.store import StoredIndex, current_snapshot_name, load_current, open_or_build, text_hash
@@ -68,7 +69,7 @@ def test_manifest_records_format_model_dimension_count_hashes_and_versions(
     assert {"faiss-cpu", "numpy"} <= set(manifest["versions"])
     assert set(manifest["files"]) == {"index.faiss", "vectors.npy", "passages.jsonl", "knowledge.json"}
     for name, digest in manifest["files"].items():
-        assert store.file_hash(stored.folder / name) == digest
+        assert file_sha256(stored.folder / name) == digest
 
 
 def test_index_files_load_without_pickle(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
@@ -145,14 +146,14 @@ def test_crash_while_writing_a_snapshot_leaves_the_previous_one_current(
 ) -> None:
     first, _ = _build(tmp_path, fake_encoder)
     index_dir = tmp_path / "index"
-    real_write = store._write_text
+    real_write = store.write_durably
 
     def crash_on_manifest(path: Path, text: str) -> None:
         if path.name == "manifest.json":
             raise OSError("disk full (simulated)")
         real_write(path, text)
 
-    monkeypatch.setattr(store, "_write_text", crash_on_manifest)
+    monkeypatch.setattr(store, "write_durably", crash_on_manifest)
     with pytest.raises(OSError, match="simulated"):
         open_or_build(_changed_knowledge(tmp_path), fake_encoder, index_dir)
     monkeypatch.undo()
@@ -194,7 +195,7 @@ def test_engine_keeps_serving_the_previous_snapshot_after_a_crashed_reload(
     def crash(path: Path, text: str) -> None:
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(store, "_write_text", crash)
+    monkeypatch.setattr(store, "write_durably", crash)
     try:
         report = engine.reload_sync("tester")
     except OSError:

@@ -22,7 +22,6 @@ not match the recorded sha256 (truncated, corrupt) is detected and exported agai
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -32,13 +31,13 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.core.embedding import ResolvedModel, normalize_rows, offline_hub
+from bot.core.files import atomic_write_text, exclusive_lock, file_sha256, fsync_dir, fsync_file, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +209,7 @@ def export_key(model: ResolvedModel, cache_dir: Path, *, quantize: bool) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return versions
+    return package_versions(VERSIONED_PACKAGES)
 
 
 def quantization_target() -> str:
@@ -259,7 +254,7 @@ def model_content_hash(folder: Path, memo_file: Path) -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        digest.update(_file_sha256(path).encode("ascii"))
+        digest.update(file_sha256(path).encode("ascii"))
     content_hash = digest.hexdigest()
     memo[str(folder)] = {"signature": signature, "hash": content_hash}
     with contextlib.suppress(OSError):
@@ -283,16 +278,9 @@ def read_valid_export(folder: Path, key: str) -> tuple[dict[str, Any], bytes] | 
     return meta, model_bytes
 
 
-@contextlib.contextmanager
-def export_lock(cache_dir: Path) -> Iterator[None]:
+def export_lock(cache_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Serialize exports between processes sharing one cache folder."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / LOCK_FILE).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(cache_dir / LOCK_FILE)
 
 
 def export_model(model: ResolvedModel, folder: Path, *, key: str, quantize: bool) -> None:
@@ -303,7 +291,7 @@ def export_model(model: ResolvedModel, folder: Path, *, key: str, quantize: bool
         meta = _export_into(model, staging, quantize=quantize)
         meta |= {"key": key, "format": EXPORT_FORMAT, "model": model.name, "versions": library_versions()}
         _atomic_write_json(staging / EXPORT_META, meta)
-        _fsync_dir(staging)
+        fsync_dir(staging)
         _replace_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,9 +321,9 @@ def _export_into(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict
     shutil.copyfile(Path(model.location) / TOKENIZER_FILE, staging / TOKENIZER_FILE)
     shutil.rmtree(work)
     for name in (MODEL_FILE, TOKENIZER_FILE):
-        _fsync_file(staging / name)
+        fsync_file(staging / name)
     return {
-        "onnx_sha256": _file_sha256(staging / MODEL_FILE),
+        "onnx_sha256": file_sha256(staging / MODEL_FILE),
         "dimension": int(st_model.get_embedding_dimension()),
         "max_length": int(st_model.max_seq_length or DEFAULT_MAX_LENGTH),
         "quantization": target,
@@ -349,15 +337,7 @@ def _replace_folder(staging: Path, folder: Path) -> None:
         os.rename(folder, stale)
         shutil.rmtree(stale, ignore_errors=True)
     os.rename(staging, folder)
-    _fsync_dir(folder.parent)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    fsync_dir(folder.parent)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -369,22 +349,4 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _atomic_write_json(path: Path, value: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))

@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.core.embedding import Encoder
+from bot.core.files import atomic_write_text, exclusive_lock, file_sha256, fsync_dir, package_versions, write_durably
 from bot.core.knowledge import KnowledgeBase
 from bot.core.models import BuildReport, Passage, Source, Topic
 from bot.core.vector_index import VectorIndex
@@ -72,20 +70,8 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for package in ("faiss-cpu", "numpy", "sentence-transformers", "onnxruntime", "tokenizers"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return versions
+    return package_versions(("faiss-cpu", "numpy", "sentence-transformers", "onnxruntime", "tokenizers"))
 
 
 def current_snapshot_name(index_dir: Path) -> str | None:
@@ -145,7 +131,7 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
         path = folder / name
         if not path.is_file():
             raise IndexUnusableError(f"{name} is missing from {folder.name}")
-        if file_hash(path) != manifest["files"].get(name):
+        if file_sha256(path) != manifest["files"].get(name):
             raise IndexUnusableError(f"{name} in {folder.name} does not match its hash (corrupt or truncated)")
 
 
@@ -258,16 +244,9 @@ def build(
     return StoredIndex(knowledge, index, tuple(manifest["ids"]), manifest, folder), report
 
 
-@contextlib.contextmanager
-def build_lock(index_dir: Path) -> Iterator[None]:
+def build_lock(index_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Serialize builds between processes sharing one ``index/`` (sharded bots)."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / ".build.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(index_dir / ".build.lock")
 
 
 def _write_snapshot(index_dir: Path, knowledge: KnowledgeBase, index: VectorIndex, manifest: dict[str, Any]) -> Path:
@@ -281,14 +260,14 @@ def _write_snapshot(index_dir: Path, knowledge: KnowledgeBase, index: VectorInde
             faiss.write_index(index.faiss_index, str(staging / FAISS_FILE))
             with (staging / VECTORS_FILE).open("wb") as handle:
                 np.save(handle, index.vectors, allow_pickle=False)
-            _write_text(staging / PASSAGES_FILE, "".join(
+            write_durably(staging / PASSAGES_FILE, "".join(
                 json.dumps({**p.to_dict(), "file": p.file.name}, ensure_ascii=False) + "\n"
                 for p in knowledge.passages.values()
             ))
-            _write_text(staging / KNOWLEDGE_FILE, json.dumps(_knowledge_meta(knowledge), ensure_ascii=False))
-            manifest["files"] = {name_: file_hash(staging / name_) for name_ in DATA_FILES}
-            _write_text(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
-            _fsync_dir(staging)
+            write_durably(staging / KNOWLEDGE_FILE, json.dumps(_knowledge_meta(knowledge), ensure_ascii=False))
+            manifest["files"] = {name_: file_sha256(staging / name_) for name_ in DATA_FILES}
+            write_durably(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+            fsync_dir(staging)
             final = index_dir / name
             os.rename(staging, final)
         except BaseException:
@@ -309,29 +288,6 @@ def _knowledge_meta(knowledge: KnowledgeBase) -> dict[str, Any]:
         "examples": list(knowledge.examples),
         "scope": knowledge.scope,
     }
-
-
-def _write_text(path: Path, text: str) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so readers see the old or the new content, never a part."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    _write_text(temporary, text)
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _prune(index_dir: Path, keep: str) -> None:
