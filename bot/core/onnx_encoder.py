@@ -30,6 +30,7 @@ import platform
 import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -299,8 +300,29 @@ def export_model(model: ResolvedModel, folder: Path, *, key: str, quantize: bool
     log.info("exported %s to ONNX (%s) in %s", model.name, "int8" if quantize else "fp32", folder)
 
 
+@contextlib.contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """The exporters' tracer warnings and advice are for model authors, not for someone asking a question."""
+    loggers = [logging.getLogger(name) for name in ("sentence_transformers", "transformers", "optimum")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def _export_into(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict[str, Any]:
     """Run sentence-transformers' exporters; leave model.onnx and tokenizer.json in ``staging``."""
+    with _quiet_exporters():
+        return _run_exporters(model, staging, quantize=quantize)
+
+
+def _run_exporters(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict[str, Any]:
     offline_hub()
     log.info("exporting %s to ONNX (first use; imports torch once)", model.name)
     try:
