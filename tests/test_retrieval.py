@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from bot.core.compose import choose_lead
 from bot.core.engine import Engine
-from bot.core.retrieval import LexicalIndex, Retriever, correct_query
+from bot.core.retrieval import Candidate, LexicalIndex, Retriever, correct_query
 from bot.core.text import tokenize
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import STORYLINE, STORYLINE_LATEST
@@ -209,3 +210,30 @@ def test_question_about_a_time_after_the_best_match_leads_with_the_position_stan
 ) -> None:
     """BUG: _position_at only steps back from the best match, never forward to the position in force at that time."""
     assert mini_engine.answer(question).passages[0].passage.id == standing
+
+
+def _candidates(mini_engine: Engine, scores: dict[str, float]) -> list[Candidate]:
+    retriever = mini_engine.snapshot.retriever
+    passages = mini_engine.knowledge.passages
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    return [Candidate(retriever.row_of[pid], passages[pid], score, score) for pid, score in ranked]
+
+
+def test_past_tense_question_leads_with_the_matched_event_when_the_latest_scores_far_below(
+    mini_engine: Engine,
+) -> None:
+    first, _, latest = STORYLINE
+    candidates = _candidates(mini_engine, {first: 1.0, latest: 0.5})
+    snapshot = mini_engine.snapshot
+    decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, None, past=True)
+    assert decision.lead.passage.id == first
+    assert [p.id for p in decision.related] == [latest]
+
+
+def test_past_tense_question_leads_with_the_latest_when_it_matches_about_as_well(mini_engine: Engine) -> None:
+    first, _, latest = STORYLINE
+    candidates = _candidates(mini_engine, {first: 1.0, latest: 0.95})
+    snapshot = mini_engine.snapshot
+    decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, None, past=True)
+    assert decision.lead.passage.id == latest
+    assert first in [p.id for p in decision.history]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.text import TimeReference, count_sentences, find_time_reference, normalize, split_sentences, tokenize
+from bot.core.text import (
+    TimeReference,
+    asks_about_the_past,
+    count_sentences,
+    find_time_reference,
+    normalize,
+    split_sentences,
+    tokenize,
+)
 
 
 def test_split_sentences_on_terminal_punctuation() -> None:
@@ -101,3 +109,21 @@ def test_no_time_reference_without_an_asked_time(question: str) -> None:
 def test_time_reference_with_a_unicode_lookalike_letter_does_not_crash() -> None:
     """BUG: re.IGNORECASE lets 'ſ' (long s) match 's' in a month name; MONTHS[...] then raises KeyError."""
     assert find_time_reference("what happened in ſeptember 2022") == TimeReference(2022, 9)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["When did India sign the Artemis Accords?", "who was the first chief of space operations",
+     "What did Rogozin say in 2020?"],
+)
+def test_question_about_a_past_event_is_recognised(question: str) -> None:
+    assert asks_about_the_past(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["When is Russia leaving the ISS?", "Which country was the most recent to join the Artemis Accords?",
+     "did they ever leave? are they still there", "Who leads the US Space Force?"],
+)
+def test_question_about_the_present_is_not_taken_for_the_past(question: str) -> None:
+    assert not asks_about_the_past(question)

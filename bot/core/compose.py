@@ -22,6 +22,9 @@ from bot.core.text import TimeReference
 SAME_SUBJECT = 0.85
 # A newer same-subject passage may take the lead only if it scored at least this share of the best.
 SAME_SUBJECT_MIN_SHARE = 0.75
+# A past-tense question still leads with the storyline's latest position when that scores at least
+# this share of the best match (the question fits both: "did NASA cancel the Gateway?").
+PAST_LATEST_MIN_SHARE = 0.9
 MAX_SUGGESTIONS = 3
 
 
@@ -92,7 +95,7 @@ def choose_lead(
     if time is not None:
         lead_passage = _position_at(best.passage, storylines, time)
     elif past:
-        lead_passage = best.passage
+        lead_passage = _latest_if_close(best, candidates, storylines)
     else:
         lead_passage = storylines.latest(best.passage)
         if lead_passage.id == best.passage.id:
@@ -105,6 +108,14 @@ def choose_lead(
     lead = Candidate(retriever.row_of[lead_passage.id], lead_passage,
                      max(best.score, _score_of(lead_passage, candidates)), best.dense)
     return Decision(lead, [p for p in history if p.id != lead_passage.id], list(related.values()))
+
+
+def _latest_if_close(best: Candidate, candidates: Sequence[Candidate], storylines: Storylines) -> Passage:
+    """For a past-tense question, the storyline's latest position when it matches about as well as the best."""
+    latest = storylines.latest(best.passage)
+    if latest.id != best.passage.id and _score_of(latest, candidates[:3]) >= PAST_LATEST_MIN_SHARE * best.score:
+        return latest
+    return best.passage
 
 
 def _score_of(passage: Passage, candidates: Sequence[Candidate]) -> float:

@@ -90,7 +90,8 @@ _PAST_MARKERS = re.compile(
     re.IGNORECASE,
 )
 _PRESENT_MARKERS = re.compile(
-    r"\b(will|is|are|now|currently|current|latest|still|rn|today|going to|gonna|these days|anymore|yet)\b",
+    r"\b(will|is|are|now|currently|current|latest|most recent|recently|newest|so far|still|rn|today|going to|gonna"
+    r"|these days|anymore|yet)\b",
     re.IGNORECASE,
 )
 
