@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.core.errors import EncoderUnavailableError
+
 if TYPE_CHECKING:
     from bot.core.config import Settings
     from bot.core.engine import Engine
@@ -30,7 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:  # pydantic's ValidationError: a bad SPACEBOT_* value
+        print(f"spacebot: invalid setting: {_first_line_per_error(exc)}", file=sys.stderr)
+        return 2
     level = settings.log_level if args.command == "run" or args.verbose else "WARNING"
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -41,6 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except KeyboardInterrupt:
         return 130
+    except EncoderUnavailableError as exc:
+        print(f"spacebot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _first_line_per_error(exc: ValueError) -> str:
+    """pydantic's report as one line: 'top_k: Input should be a valid integer; ...'."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in errors())
 
 
 def _parser() -> argparse.ArgumentParser:

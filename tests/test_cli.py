@@ -322,3 +322,39 @@ def test_console_script_ask_json_stdin_end_to_end(shipped_engine: Engine, tmp_pa
     assert len(answers) == 2
     assert answers[0]["passages"][0]["id"] == head["id"]
     assert answers[1]["answered"] is False
+
+
+def test_invalid_setting_is_one_clear_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPACEBOT_TOP_K", "lots")
+    code = cli.main(["validate", str(SHIPPED_KNOWLEDGE)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "top_k" in err and "Traceback" not in err
+
+
+def test_embedding_model_that_is_not_a_local_folder_is_one_clear_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPACEBOT_EMBEDDING_MODEL", str(tmp_path / "no-such-model"))
+    code = cli.main(["--knowledge", str(SHIPPED_KNOWLEDGE), "--index", str(tmp_path / "index"),
+                     "--encoder", "onnx", "ask", "When is Russia leaving the ISS?"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no-such-model" in err and "Traceback" not in err
+
+
+def test_missing_knowledge_folder_fails_before_any_model_is_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_: object, **__: object) -> Encoder:
+        raise AssertionError("the model must not be loaded for a knowledge base that cannot serve")
+
+    monkeypatch.setattr(engine_module, "load_encoder", refuse)
+    code = cli.main(["--knowledge", str(tmp_path / "none"), "--index", str(tmp_path / "index"), "ask", "hi"])
+    assert code == 1
+    assert "knowledge directory not found" in capsys.readouterr().err

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from bot.core.errors import EncoderUnavailableError
+
 if TYPE_CHECKING:
     from bot.core.config import Settings
 
@@ -97,7 +99,10 @@ class TorchEncoder:
         from sentence_transformers import SentenceTransformer
 
         self._model_info = model
-        self._model = SentenceTransformer(model.location, device="cpu")
+        try:
+            self._model = SentenceTransformer(model.location, device="cpu")
+        except (OSError, ValueError) as exc:
+            raise EncoderUnavailableError(f"cannot load the embedding model {model.name!r}: {exc}") from exc
         self._dimension = int(self._model.get_embedding_dimension())
 
     @property

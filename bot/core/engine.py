@@ -141,10 +141,12 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings, encoder: Encoder | None = None) -> Engine:
         """Load the knowledge base and the matching index, building what is missing. Blocks for seconds."""
-        encoder = encoder or load_encoder(settings)
         result = load_knowledge(settings.knowledge_dir)
         for warning in result.warnings:
             log.warning("%s", warning)
+        if result.knowledge is None and current_snapshot_name(settings.index_dir) is None:
+            raise KnowledgeError(result.errors)  # nothing to fall back on: fail before loading a model
+        encoder = encoder or load_encoder(settings)
         if result.knowledge is None:
             return cls._open_from_saved_index(settings, encoder, result.errors)
         stored, report = open_or_build(result.knowledge, encoder, settings.index_dir)

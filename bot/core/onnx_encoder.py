@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from bot.core.embedding import ResolvedModel, normalize_rows, offline_hub
+from bot.core.errors import EncoderUnavailableError
 from bot.core.files import atomic_write_text, exclusive_lock, file_sha256, fsync_dir, fsync_file, package_versions
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ VERSIONED_PACKAGES = (
 MAX_INTRA_OP_THREADS = 4
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(EncoderUnavailableError):
     """The model could not be exported to ONNX."""
 
 
