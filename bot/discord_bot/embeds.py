@@ -100,9 +100,23 @@ def source_field_name(number: int, passage: Passage) -> str:
     return f"[{number}] {passage.source.publisher}: {passage.source.title} ({passage.date.isoformat()})"
 
 
-def _history_lines(history: Sequence[Passage]) -> str:
-    lines = [f"**{p.date.isoformat()}**: {truncate(p.text, 300)} (`{p.id}`)" for p in history]
-    return "\n".join(lines)
+HISTORY_TITLE_LIMIT = 110
+
+
+def history_lines(history: Sequence[Passage], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """One dated headline per earlier position, newest first.
+
+    When they do not all fit, the newest and the oldest are kept and the middle is elided, so the
+    reader still sees where the storyline started. (``/source`` autocompletes on these titles.)
+    """
+    lines = [f"**{p.date.isoformat()}** {truncate(p.title, HISTORY_TITLE_LIMIT)}" for p in history]
+    for keep in range(len(lines), 0, -1):
+        newest, oldest = lines[: (keep + 1) // 2], lines[len(lines) - keep // 2 :]
+        elided = len(lines) - keep
+        text = "\n".join([*newest, f"… {elided} more …", *oldest] if elided else lines)
+        if len(text) <= limit:
+            return text
+    return truncate(lines[0], limit) if lines else ""
 
 
 def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
@@ -116,7 +130,7 @@ def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
     title = truncate(answer.question, TITLE_LIMIT) or "Answer"
     footer = truncate(f"Knowledge base {answer.kb_version} · /source <id> shows a passage in full", 256)
     sources = [_source_field(number, ranked.passage) for number, ranked in enumerate(answer.passages, start=1)]
-    history = ("Earlier positions", truncate(_history_lines(answer.history), FIELD_VALUE_LIMIT))
+    history = ("Earlier positions", truncate(history_lines(answer.history), FIELD_VALUE_LIMIT))
     kept = [sources[0], history] if answer.history else [sources[0]]
     fixed = len(title) + len(footer) + sum(len(name) + len(value) for name, value in kept)
     markers = " [1]"

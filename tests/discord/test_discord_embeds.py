@@ -23,6 +23,7 @@ from bot.discord_bot.embeds import (
     DECLINED_TITLE,
     answer_embed,
     fit_embed,
+    history_lines,
     passage_embed,
     reload_embed,
     status_embed,
@@ -205,3 +206,30 @@ def test_answer_embed_with_everything_oversized_keeps_lead_first_source_and_hist
     assert (embed.description or "").startswith("LLL")
     assert embed.fields[0].name.startswith("[1] PPP")
     assert embed.fields[-1].name == "Earlier positions"
+
+
+def _dated_passage(year: int, month: int) -> Passage:
+    return Passage(
+        id=f"p-{year}-{month:02d}",
+        title=f"Position announced in {year}-{month:02d}, with a headline long enough to need room",
+        text="Text.",
+        date=dt.date(year, month, 1),
+        source=Source(publisher="P", title="S", url="https://example.org/"),
+        topic="t",
+        file=Path("t.yaml"),
+    )
+
+
+def test_long_history_keeps_the_newest_and_the_oldest_positions_and_elides_the_middle() -> None:
+    history = [_dated_passage(year, month) for year in range(2026, 2016, -1) for month in (12, 6)]
+    value = history_lines(history)
+    assert len(value) <= 1024
+    assert value.splitlines()[0].startswith("**2026-12-01**")
+    assert value.splitlines()[-1].startswith("**2017-06-01**")
+    assert "more …" in value
+
+
+def test_short_history_is_listed_in_full_without_an_elision_marker() -> None:
+    history = [_dated_passage(2022, 7), _dated_passage(2021, 4)]
+    assert history_lines(history).splitlines() == [
+        f"**2022-07-01** {history[0].title}", f"**2021-04-01** {history[1].title}"]
