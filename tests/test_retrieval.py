@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.compose import choose_lead
 from bot.core.engine import Engine
-from bot.core.retrieval import Candidate, LexicalIndex, Retriever, correct_query
+from bot.core.retrieval import Candidate, LexicalIndex, Retriever, correct_query, expand_terms
 from bot.core.text import tokenize
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import STORYLINE, STORYLINE_LATEST
@@ -237,3 +237,8 @@ def test_past_tense_question_leads_with_the_latest_when_it_matches_about_as_well
     decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, None, past=True)
     assert decision.lead.passage.id == latest
     assert first in [p.id for p in decision.history]
+
+
+def test_asking_who_runs_an_agency_also_searches_for_its_head_and_administrator() -> None:
+    assert expand_terms(["who", "runs", "nasa"]) == ["who", "runs", "head", "chief", "administrator", "leader", "nasa"]
+    assert expand_terms(["artemis", "launch"]) == ["artemis", "launch"]
