@@ -113,10 +113,6 @@ class Answer:
     kb_version: str
     latency_ms: float = 0.0
 
-    @property
-    def lead_passage(self) -> Passage | None:
-        return self.passages[0].passage if self.answered and self.passages else None
-
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON contract of ``spacebot ask --json``."""
         return {
