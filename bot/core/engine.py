@@ -86,6 +86,11 @@ class Snapshot:
         return self.knowledge.version
 
 
+def same_question_key(question: str) -> str:
+    """Questions that differ only in case and spacing share one answer (cache and in-flight dedupe)."""
+    return " ".join(question.casefold().split())
+
+
 class AnswerCache:
     """A small thread-safe LRU of answers, keyed by knowledge-base version and question."""
 
@@ -96,7 +101,7 @@ class AnswerCache:
 
     @staticmethod
     def key(version: str, question: str, k: int) -> tuple[str, str, int]:
-        return version, " ".join(question.casefold().split()), k
+        return version, same_question_key(question), k
 
     def get(self, key: tuple[str, str, int]) -> Answer | None:
         with self._lock:
@@ -378,7 +383,7 @@ class _MicroBatcher:
         self._flush_scheduled = False
 
     async def submit(self, question: str, k: int) -> Answer:
-        key = (" ".join(question.casefold().split()), k)
+        key = (same_question_key(question), k)
         shared = self._in_flight.get(key)
         if shared is not None:
             return replace(await asyncio.shield(shared), question=question)
