@@ -14,16 +14,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.core.config import describe_settings_error
 from bot.core.errors import EncoderUnavailableError
 
 if TYPE_CHECKING:
-    from bot.core.config import Settings
     from bot.core.engine import Engine
     from bot.core.models import Answer, Passage
+    from bot.discord_bot.config import DiscordSettings as Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUESTIONS = Path("tests/data/questions")
+QUESTIONS = Path("questions")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ValueError as exc:  # pydantic's ValidationError: a bad SPACEBOT_* value
-        print(f"spacebot: invalid setting: {_first_line_per_error(exc)}", file=sys.stderr)
+        print(f"spacebot: invalid setting: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
     level = settings.log_level if args.command == "run" or args.verbose else "WARNING"
     logging.basicConfig(
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # INFO: its AVX512/AVX2 probes, ModuleNotFoundError
     try:
         return int(args.handler(args, settings))
     except KeyboardInterrupt:
@@ -50,14 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EncoderUnavailableError as exc:
         print(f"spacebot: {exc}", file=sys.stderr)
         return 2
-
-
-def _first_line_per_error(exc: ValueError) -> str:
-    """pydantic's report as one line: 'top_k: Input should be a valid integer; ...'."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return str(exc).splitlines()[0]
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in errors())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at SPACEBOT_LOG_LEVEL, not only warnings")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ask = commands.add_parser("ask", help="answer a question ('-' reads one question per line from stdin)")
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question ('-' reads one per line from stdin: text, or "
+             '{"question": ..., "context": [earlier questions]})',
+    )
     ask.add_argument("question", nargs="+", help="the question, or '-' for stdin")
     ask.add_argument("-k", type=int, default=None, help="how many passages to return")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
@@ -78,15 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("directory", nargs="?", type=Path, help="knowledge folder to check")
     validate.set_defaults(handler=_validate)
 
+    schema = commands.add_parser("schema", help="print the knowledge files' JSON Schema (for editors)")
+    schema.set_defaults(handler=_schema)
+
     build = commands.add_parser("build", help="build or update the index (incremental)")
     build.add_argument("--force", action="store_true", help="re-embed every passage")
     build.set_defaults(handler=_build)
 
-    evaluate = commands.add_parser("eval", help="score retrieval on a question set")
-    evaluate.add_argument("file", nargs="?", type=Path, default=DEFAULT_QUESTIONS, help="YAML file or folder")
+    evaluate = commands.add_parser("eval", help="score the engine on a question set, per category")
+    evaluate.add_argument("path", nargs="?", type=Path, default=None,
+                          help="YAML file or folder (default: questions/holdout, or --split)")
+    evaluate.add_argument("--split", choices=["holdout", "tuning"], default="holdout", help="which question set")
     evaluate.set_defaults(handler=_eval)
 
-    chat = commands.add_parser("chat", help="ask questions in a terminal loop")
+    fit = commands.add_parser("fit", help="fit the judge (answerability, scope, premise) on questions/tuning")
+    fit.add_argument("path", nargs="?", type=Path, default=QUESTIONS / "tuning", help="tuning questions")
+    fit.set_defaults(handler=_fit)
+
+    chat = commands.add_parser("chat", help="ask questions in a terminal loop (follow-ups keep context, /new resets)")
     chat.set_defaults(handler=_chat)
 
     run = commands.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
@@ -104,11 +111,15 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the report (default: BENCHMARKS.md; with --quick, bench-quick.md in the index folder)",
     )
     bench.set_defaults(handler=_bench)
+
+    from bot.cli_moderation import add_commands
+
+    add_commands(commands)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from bot.core.config import Settings
+    from bot.discord_bot.config import DiscordSettings as Settings
 
     overrides = {
         key: value
@@ -148,24 +159,62 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask_stream(engine: Engine, source: TextIO, sink: TextIO, k: int | None) -> int:
-    """One JSON answer per input line (a blank line is declined), the model loaded once."""
-    for line in source:
-        question = line.rstrip("\r\n")
-        sink.write(json.dumps(engine.answer(question, k).to_dict(), ensure_ascii=False) + "\n")
+    """One JSON line per input line, the model loaded once.
+
+    A line is a question as plain text (a blank line is declined), or a JSON object
+    ``{"question": "...", "context": ["earlier question", ...]}`` (oldest first) for a follow-up. A
+    line that starts with ``{`` but is not such an object gets ``{"error": "line N: ...", "line": N}``
+    and the stream goes on; so does a line with bytes that are not UTF-8.
+    """
+    _tolerate_undecodable_bytes(source)
+    for number, line in enumerate(source, start=1):
+        try:
+            question, context = parse_stream_line(line.rstrip("\r\n"))
+        except StreamLineError as exc:
+            result: dict[str, object] = {"error": f"line {number}: {exc}", "line": number}
+        else:
+            result = engine.answer(question, k, context).to_dict()
+        sink.write(json.dumps(result, ensure_ascii=False) + "\n")
         sink.flush()
     return 0
 
 
+class StreamLineError(ValueError):
+    """A line of ``spacebot ask -`` that looks like JSON but is not a question object."""
+
+
+def parse_stream_line(line: str) -> tuple[str, tuple[str, ...]]:
+    """The question and its context (earlier questions, oldest first) on one input line."""
+    if not line.strip().removeprefix("\ufeff").startswith("{"):
+        return line, ()
+    try:
+        data = json.loads(line.strip().removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise StreamLineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(data, dict):
+        raise StreamLineError("expected a JSON object")
+    question, context = data.get("question"), data.get("context", [])
+    if not isinstance(question, str):
+        raise StreamLineError('"question" must be a string')
+    if not isinstance(context, list) or not all(isinstance(item, str) for item in context):
+        raise StreamLineError('"context" must be a list of strings (earlier questions, oldest first)')
+    return question, tuple(context)
+
+
+def _tolerate_undecodable_bytes(source: TextIO) -> None:
+    """Bytes that are not UTF-8 become U+FFFD instead of ending the stream with a UnicodeDecodeError."""
+    reconfigure = getattr(source, "reconfigure", None)
+    if callable(reconfigure):
+        reconfigure(errors="replace")
+
+
 def format_answer(answer: Answer) -> str:
-    """The answer as a person reads it in a terminal: lead, sources, earlier positions."""
+    """The answer as a person reads it in a terminal: premise note, lead, earlier positions, sources."""
     if not answer.answered:
-        lines = ["I only answer space-policy questions, and found nothing close."]
-        if answer.suggestions:
-            lines.append("Did you mean:")
-            lines += [f"  - {s}" for s in answer.suggestions]
-        return "\n".join(lines)
+        return _format_decline(answer)
     lead = answer.passages[0].passage
-    lines = [f"{lead.title} ({lead.date.isoformat()})", "", f"{answer.lead} [1]", ""]
+    lines = [f"{answer.premise.note}", ""] if answer.premise else []
+    lines += [f"{lead.title} ({lead.date.isoformat()})", "", f"{answer.lead} [1]", ""]
     cited = list({p.id: p for p in [*(r.passage for r in answer.passages), *answer.history]}.values())
     number = {passage.id: n for n, passage in enumerate(cited, start=1)}
     if answer.history:
@@ -175,7 +224,24 @@ def format_answer(answer: Answer) -> str:
     lines.append("Sources:")
     for passage in cited:
         lines += _citation(number[passage.id], passage)
-    lines.append(f"\n(knowledge base {answer.kb_version}, {answer.latency_ms:.0f} ms)")
+    footer = f"knowledge base {answer.kb_version}, confidence {answer.confidence:.2f}, {answer.latency_ms:.0f} ms"
+    if answer.context_used:
+        lines.append(f"\nFollowing up on: {answer.context_used}")
+    lines.append(f"\n({footer})")
+    return "\n".join(lines)
+
+
+_SUGGESTION_HEADINGS = {
+    "not_a_question": "Try asking:",
+    "not_covered": "Nearest topics I cover:",
+}
+
+
+def _format_decline(answer: Answer) -> str:
+    lines = [f"[{answer.decline_reason or 'declined'}] {answer.message}"]
+    if answer.suggestions:
+        lines.append(_SUGGESTION_HEADINGS.get(answer.decline_reason or "", "Related:"))
+        lines += [f"  - {s}" for s in answer.suggestions]
     return "\n".join(lines)
 
 
@@ -197,17 +263,26 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     if not result.ok:
         for error in result.errors:
             print(f"error: {error}")
+        print(f"{result.stats.summary()} (among the passages that validate)")
         print(f"{len(result.errors)} error(s) in {result.files} file(s); nothing was changed.")
         return 1
     assert result.knowledge is not None
     knowledge = result.knowledge
+    print(result.stats.summary())
     print(f"ok: {len(knowledge.topics)} topics, {len(knowledge)} passages in {result.files} files, "
           f"{len(result.warnings)} warning(s); version {knowledge.version}")
     return 0
 
 
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.knowledge_schema import knowledge_json_schema
+
+    print(json.dumps(knowledge_json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def _build(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.embedding import load_encoder
+    from bot.core.encoders import load_encoder
     from bot.core.knowledge import load_knowledge
     from bot.core.store import open_or_build
 
@@ -224,34 +299,84 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.evaluation import evaluate, load_questions
+    from bot.core.evaluation import evaluate
+    from bot.core.questions import QuestionFileError, load_questions
 
     engine = _open_engine(settings)
     if engine is None:
         return 1
-    questions = load_questions(args.file)
-    report = evaluate(questions, engine.answer_many)
+    try:
+        questions = load_questions(args.path or QUESTIONS / args.split)
+    except QuestionFileError as exc:
+        print(f"spacebot: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(questions, lambda texts, contexts: engine.answer_many(texts, None, contexts), engine.knowledge)
+    print(f"{len(questions)} questions from {args.path or QUESTIONS / args.split}")
     for line in report.summary_lines():
         print(line)
     for miss in report.misses:
-        print(f"miss [{miss.question.source}] {miss.question.text!r}: {miss.reason}; "
-              f"expected {list(miss.question.expect) or 'to decline'}, got {miss.got}")
+        print(miss.describe())
+    return 0
+
+
+def _fit(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.calibration import describe, fit_judge, save_judge
+    from bot.core.questions import QuestionFileError, load_questions
+
+    if args.path.resolve().name == "holdout":
+        print("spacebot: refusing to fit on the holdout set; fit on questions/tuning", file=sys.stderr)
+        return 2
+    engine = _open_engine(settings)
+    if engine is None:
+        return 1
+    try:
+        questions = load_questions(args.path)
+    except QuestionFileError as exc:
+        print(f"spacebot: {exc}", file=sys.stderr)
+        return 2
+    model = fit_judge(engine, questions, str(args.path))
+    save_judge(model)
+    for line in describe(model):
+        print(line)
     return 0
 
 
 # -- chat -----------------------------------------------------------------------------------
 
 
+NEW_CONVERSATION = "/new"
+
+
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    """A terminal conversation: each question may follow up on the last few; /new starts over."""
+    from bot.discord_bot.conversations import extend, worth_remembering
+
     engine = _open_engine(settings)
     if engine is None:
         return 1
-    print("Ask a space-policy question (empty line or Ctrl-D to quit).")
+    print(f"Ask a space-policy question; follow-ups like \"and who will deorbit it?\" use the earlier ones. "
+          f"{NEW_CONVERSATION} starts over; an empty line or Ctrl-D quits.")
+    context: tuple[str, ...] = ()
     for question in _prompt_lines():
         if not question.strip():
             break
-        print(format_answer(engine.answer(question)), end="\n\n")
+        if question.strip().lower() == NEW_CONVERSATION:
+            context = ()
+            print("New conversation: earlier questions are forgotten.", end="\n\n")
+            continue
+        answer = engine.answer(question, context=context)
+        print(_chat_reply(answer), end="\n\n")
+        if worth_remembering(answer):
+            context = extend(context, answer.question)
     return 0
+
+
+def _chat_reply(answer: Answer) -> str:
+    """The answer as ``ask`` prints it; a declined follow-up also says what it followed up on."""
+    text = format_answer(answer)
+    if answer.context_used and not answer.answered:
+        text += f"\nFollowing up on: {answer.context_used}"
+    return text
 
 
 def _prompt_lines() -> Iterable[str]:

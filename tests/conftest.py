@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.config import DEFAULT_MODEL, Settings
+from bot.core.config import DEFAULT_MODEL, EngineSettings
 from bot.core.embedding import Encoder, TorchEncoder, resolve_model
 from bot.core.engine import Engine
 from tests.support.fake_encoder import FakeEncoder
@@ -23,29 +23,31 @@ from tests.support.kb import write_mini_kb
 REPO = Path(__file__).resolve().parents[1]
 
 SHIPPED_KNOWLEDGE = REPO / "knowledge"
-QUESTIONS = REPO / "tests" / "data" / "questions"
-# The fake encoder's hashed vectors give unrelated texts cosines near zero and related ones well above.
-FAKE_MIN_SCORE = 0.3
+QUESTIONS = REPO / "questions"
+# The fake encoder's hashed vectors give unrelated texts cosines near zero and related ones well above,
+# so tests with it answer by the plain cosine rule (>= 0.3), not by the judge fitted for the real model.
+FAKE_JUDGE = REPO / "tests" / "support" / "fake_judge.json"
 
-SettingsFactory = Callable[..., Settings]
+SettingsFactory = Callable[..., EngineSettings]
 
 
-def make_settings(base: Path, **overrides: Any) -> Settings:
-    """Settings whose folders all live under ``base``; ``overrides`` win. No ``.env`` is read."""
+def make_settings(base: Path, **overrides: Any) -> EngineSettings:
+    """EngineSettings whose folders all live under ``base``; ``overrides`` win. No ``.env`` is read."""
     values: dict[str, Any] = {
         "knowledge_dir": base / "knowledge",
         "index_dir": base / "index",
         "encoder": "torch",
         "cache_size": 512,
         "batch_wait_ms": 2.0,
+        "judge_model": FAKE_JUDGE,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return EngineSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture
 def settings_for() -> SettingsFactory:
-    """``settings_for(tmp_path, min_score=0.2, ...)``: settings rooted in a temporary folder."""
+    """``settings_for(tmp_path, top_k=3, ...)``: settings rooted in a temporary folder."""
     return make_settings
 
 
@@ -63,7 +65,7 @@ def mini_kb_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def mini_engine(mini_kb_dir: Path, fake_encoder: FakeEncoder, tmp_path: Path) -> Iterator[Engine]:
     """An engine over the mini knowledge base with the fake encoder, index in ``tmp_path/index``."""
-    settings = make_settings(tmp_path, knowledge_dir=mini_kb_dir, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path, knowledge_dir=mini_kb_dir)
     engine = Engine.open(settings, fake_encoder)
     yield engine
     engine.close()
@@ -136,13 +138,14 @@ def _remember_snapshot(pytestconfig: pytest.Config, folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def shipped_settings(shipped_index_dir: Path) -> Settings:
-    return make_settings(shipped_index_dir.parent, knowledge_dir=SHIPPED_KNOWLEDGE, index_dir=shipped_index_dir)
+def shipped_settings(shipped_index_dir: Path) -> EngineSettings:
+    return make_settings(shipped_index_dir.parent, knowledge_dir=SHIPPED_KNOWLEDGE, index_dir=shipped_index_dir,
+                         judge_model=None)
 
 
 @pytest.fixture(scope="session")
 def shipped_engine(
-    shipped_settings: Settings, real_encoder: Encoder, pytestconfig: pytest.Config
+    shipped_settings: EngineSettings, real_encoder: Encoder, pytestconfig: pytest.Config
 ) -> Iterator[Engine]:
     """The real engine over the shipped knowledge with the real model (session scoped)."""
     engine = Engine.open(shipped_settings, real_encoder)

@@ -138,14 +138,31 @@ def test_ask_k_limits_the_passages(run_cli: Any) -> None:
         assert 1 <= len(data["passages"]) <= int(k)
 
 
-def test_ask_json_declines_an_out_of_scope_question_with_suggestions(run_cli: Any) -> None:
+def test_ask_json_declines_an_out_of_scope_question_saying_why_and_what_is_covered(run_cli: Any) -> None:
     code, out, _ = run_cli("ask", "--json", "How do I bake sourdough bread?")
     assert code == 0
     data = json.loads(out)
     _assert_answer_contract(data)
     assert data["answered"] is False
+    assert data["decline_reason"] == "out_of_scope"
+    assert "space policy" in data["message"]
     assert data["passages"] == []
-    assert 1 <= len(data["suggestions"]) <= 3
+    assert data["premise"] is None
+
+
+def test_ask_text_shows_the_premise_note_before_the_lead(run_cli: Any) -> None:
+    code, out, _ = run_cli("ask", "When did Russia quit the space station?")
+    assert code == 0
+    first_line = out.splitlines()[0]
+    assert first_line.startswith("No: as of ")
+    assert "Russia has not left the ISS" in first_line
+
+
+def test_ask_text_declines_small_talk_with_example_questions(run_cli: Any) -> None:
+    code, out, _ = run_cli("ask", "thanks!")
+    assert code == 0
+    assert out.startswith("[not_a_question]")
+    assert "Try asking:" in out and "/topics" in out
 
 
 def test_ask_json_stdin_answers_each_line_with_one_json_line_and_loads_the_model_once(run_cli: Any) -> None:
@@ -169,6 +186,57 @@ def test_ask_json_stdin_keeps_one_output_line_per_input_line_even_blank_or_crlf(
     answers = [json.loads(line) for line in out.splitlines()]
     assert [a["question"] for a in answers] == [QUICK_START, "", "Who is the head of Roscosmos?"]
     assert [a["answered"] for a in answers] == [True, False, True]
+
+
+FOLLOW_UP = "who will deorbit it?"  # not understood on its own, a follow-up after QUICK_START
+
+
+def test_ask_json_stdin_takes_plain_lines_and_question_objects_with_context(run_cli: Any) -> None:
+    lines = [QUICK_START, json.dumps({"question": FOLLOW_UP, "context": [QUICK_START]}),
+             json.dumps({"question": FOLLOW_UP}), f'  {{"question": "{FOLLOW_UP}", "context": []}}']
+    code, out, _ = run_cli("ask", "--json", "-", stdin="\n".join(lines) + "\n")
+    assert code == 0
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert len(answers) == 4
+    for data in answers:
+        _assert_answer_contract(data)
+    assert [a["question"] for a in answers] == [QUICK_START, FOLLOW_UP, FOLLOW_UP, FOLLOW_UP]
+    assert [a["context_used"] for a in answers] == [None, QUICK_START, None, None]
+    assert answers[1]["answered"] is True
+    assert [a["decline_reason"] for a in answers[2:]] == ["not_understood", "not_understood"]
+
+
+def test_ask_json_stdin_malformed_json_lines_get_error_lines_and_the_stream_goes_on(run_cli: Any) -> None:
+    lines = ['{"question": "When is',
+             json.dumps({"question": 3}),
+             json.dumps({"question": FOLLOW_UP, "context": QUICK_START}),
+             json.dumps({"context": [QUICK_START]}),
+             json.dumps({"question": FOLLOW_UP, "context": [QUICK_START, 7]}),
+             QUICK_START]
+    code, out, _ = run_cli("ask", "--json", "-", stdin="\n".join(lines) + "\n")
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert len(results) == len(lines)
+    errors = results[:5]
+    assert [e["line"] for e in errors] == [1, 2, 3, 4, 5]
+    assert all(set(e) == {"error", "line"} and e["error"].startswith(f"line {e['line']}: ") for e in errors)
+    assert "not valid JSON" in errors[0]["error"]
+    assert '"question" must be a string' in errors[1]["error"] and '"question"' in errors[3]["error"]
+    assert '"context" must be a list' in errors[2]["error"] and '"context"' in errors[4]["error"]
+    assert results[5]["question"] == QUICK_START and results[5]["answered"] is True
+
+
+def test_ask_json_stdin_line_with_bytes_that_are_not_utf8_is_answered_and_the_stream_goes_on(
+    run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = f"{QUICK_START}\n".encode() + b"\xff\xfe bad \xc3\x28\n" + f"{QUICK_START}\n".encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))  # strict, like stdin
+    code, out, _ = run_cli("ask", "--json", "-")
+    assert code == 0
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert len(answers) == 3
+    assert [a["answered"] for a in answers] == [True, False, True]
+    assert "bad" in answers[1]["question"] and "\ufffd" in answers[1]["question"]
 
 
 def test_ask_prints_the_latest_position_first_then_earlier_positions_with_dates(run_cli: Any) -> None:
@@ -263,17 +331,17 @@ def test_eval_prints_metrics_and_every_miss(run_cli: Any, tmp_path: Path) -> Non
     head, _ = _russia_iss_chain()
     questions = {"questions": [
         {"q": QUICK_START, "expect": [head["id"]], "latest": head["id"]},
-        {"q": "What is the capital of Australia?", "out_of_scope": True},
+        {"q": "What is the capital of Australia?", "category": "out_of_scope"},
         {"q": "Who is the head of Roscosmos?", "expect": ["no-such-passage-id"]},
     ]}
     path = tmp_path / "questions.yaml"
     path.write_text(yaml.safe_dump(questions), encoding="utf-8")
     code, out, _ = run_cli("eval", str(path))
     assert code == 0
-    for metric in ("hit@1", "hit@3", "MRR", "abstention precision", "recall"):
+    for metric in ("hit@1", "hit@3", "MRR", "out of scope declined", "false premise", "definitions", "follow-ups"):
         assert metric in out
-    assert "2 in scope, 1 out of scope" in out
-    assert "hit@3: 0.500" in out
+    assert "in scope (2): hit@1 0.500 (1/2)  hit@3 0.500 (1/2)" in out
+    assert "out of scope declined 1.000 (1/1)" in out
     misses = [line for line in out.splitlines() if line.startswith("miss")]
     assert len(misses) == 1, out
     assert "Who is the head of Roscosmos?" in misses[0] and "no-such-passage-id" in misses[0]
@@ -293,8 +361,21 @@ def test_chat_answers_each_question_until_an_empty_line(run_cli: Any, monkeypatc
     assert code == 0
     assert len(prompts) == 3
     assert head["title"] in out
-    assert "I only answer space-policy questions" in out
+    assert "[out_of_scope]" in out  # the pizza question is declined, its context notwithstanding
     assert next(inputs) == "never asked"
+
+
+def test_chat_follow_up_uses_the_earlier_question_and_new_starts_over(
+    run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = iter([QUICK_START, FOLLOW_UP, "/new", FOLLOW_UP, ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(inputs))
+    code, out, _ = run_cli("chat")
+    assert code == 0
+    following = out.index(f"Following up on: {QUICK_START}")
+    restart = out.index("New conversation")
+    assert out.count("Following up on:") == 1
+    assert following < restart < out.index("[not_understood]")
 
 
 def test_chat_ends_cleanly_at_end_of_input(run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:

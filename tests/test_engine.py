@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bot.core import engine as engine_module
 from bot.core.engine import Engine, KnowledgeError
 from bot.core.models import Answer
-from tests.conftest import FAKE_MIN_SCORE, make_settings
+from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
     STORYLINE_LATEST,
@@ -74,7 +74,7 @@ def test_engine_refuses_to_start_on_broken_files_without_a_saved_index(
     knowledge_dir = write_mini_kb(tmp_path / "knowledge")
     write_malformed_yaml(knowledge_dir, "broken.yaml")
     with pytest.raises(KnowledgeError) as raised:
-        Engine.open(make_settings(tmp_path, min_score=FAKE_MIN_SCORE), fake_encoder)
+        Engine.open(make_settings(tmp_path), fake_encoder)
     assert [issue.file for issue in raised.value.issues] == ["broken.yaml"]
 
 
@@ -82,7 +82,7 @@ def test_engine_serves_the_last_good_index_when_files_break_before_a_restart(
     tmp_path: Path, fake_encoder: FakeEncoder
 ) -> None:
     knowledge_dir = write_mini_kb(tmp_path / "knowledge")
-    settings = make_settings(tmp_path, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path)
     first = Engine.open(settings, fake_encoder)
     write_malformed_yaml(knowledge_dir, "broken.yaml")
     second = Engine.open(settings, fake_encoder)
@@ -90,13 +90,15 @@ def test_engine_serves_the_last_good_index_when_files_break_before_a_restart(
     assert second.answer("When is Russia leaving the ISS?").passages[0].passage.id == STORYLINE_LATEST
 
 
-def test_second_start_loads_the_saved_index_without_embedding_passages(tmp_path: Path) -> None:
+def test_second_start_embeds_nothing_neither_passages_nor_judge_prototypes(tmp_path: Path) -> None:
     write_mini_kb(tmp_path / "knowledge")
-    settings = make_settings(tmp_path, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path)
     first_encoder, second_encoder = FakeEncoder(), FakeEncoder()
     first = Engine.open(settings, first_encoder)
     second = Engine.open(settings, second_encoder)
-    assert first_encoder.encoded == 7
+    passages = {p.embedded_text for p in first.knowledge.passages.values()}
+    assert passages <= set(first_encoder.encoded_texts)
+    assert len(passages) == 7
     assert second_encoder.encoded == 0
     assert second.snapshot.stored.folder == first.snapshot.stored.folder
     assert second.last_build.reused == 7
@@ -104,7 +106,7 @@ def test_second_start_loads_the_saved_index_without_embedding_passages(tmp_path:
 
 def test_engine_sharing_the_index_picks_up_a_snapshot_made_by_another(tmp_path: Path) -> None:
     knowledge_dir = write_mini_kb(tmp_path / "knowledge")
-    settings = make_settings(tmp_path, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path)
     builder, follower = Engine.open(settings, FakeEncoder()), Engine.open(settings, FakeEncoder())
     assert follower.refresh_if_changed_sync() is False
     _edit_kb(knowledge_dir)
@@ -172,7 +174,7 @@ async def test_reload_without_changes_reports_nothing_added_changed_or_removed(
 def test_reload_after_starting_from_the_saved_index_reports_no_spurious_changes(tmp_path: Path) -> None:
     """BUG: _diff compares Passage objects, whose `file` is a bare name when read back from a snapshot."""
     knowledge_dir = write_mini_kb(tmp_path / "knowledge")
-    settings = make_settings(tmp_path, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path)
     Engine.open(settings, FakeEncoder())
     broken = write_malformed_yaml(knowledge_dir, "broken.yaml")
     restarted = Engine.open(settings, FakeEncoder())  # serves the saved index while the files are broken
@@ -291,7 +293,7 @@ class GatedEncoder(FakeEncoder):
 def test_question_in_flight_during_a_swap_finishes_on_the_snapshot_it_started_with(tmp_path: Path) -> None:
     encoder = GatedEncoder()
     knowledge_dir = write_mini_kb(tmp_path / "knowledge")
-    engine = Engine.open(make_settings(tmp_path, min_score=FAKE_MIN_SCORE), encoder)
+    engine = Engine.open(make_settings(tmp_path), encoder)
     old_version = engine.snapshot.version
     question = "fcc five-year deorbit rule"
     encoder.gate_text = question
@@ -327,8 +329,8 @@ async def test_answer_async_batches_concurrent_questions_into_one_encoder_call(
 
 async def test_answer_async_gives_the_same_answers_as_answer(tmp_path: Path, mini_engine: Engine) -> None:
     batched = await asyncio.gather(*(mini_engine.answer_async(q) for q in QUESTIONS))
-    reference = Engine.open(make_settings(tmp_path / "ref", knowledge_dir=mini_engine.settings.knowledge_dir,
-                                          min_score=FAKE_MIN_SCORE), FakeEncoder())
+    reference = Engine.open(make_settings(tmp_path / "ref", knowledge_dir=mini_engine.settings.knowledge_dir),
+                                          FakeEncoder())
     single = [reference.answer(q) for q in QUESTIONS]
     assert [_comparable(a) for a in batched] == [_comparable(a) for a in single]
 
@@ -402,7 +404,7 @@ def test_answer_many_keeps_the_order_of_the_questions(mini_engine: Engine) -> No
 def property_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     base = tmp_path_factory.mktemp("property")
     write_documents(base / "knowledge", mini_documents())
-    return Engine.open(make_settings(base, min_score=FAKE_MIN_SCORE, cache_size=0), FakeEncoder())
+    return Engine.open(make_settings(base, cache_size=0), FakeEncoder())
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,

@@ -334,3 +334,19 @@ def test_duplicate_id_is_reported_even_when_one_copy_has_another_error(tmp_path:
     errors = _errors(write_documents(tmp_path / "kb", documents))
     assert any(e.passage == DEBRIS and e.field == "title" for e in errors), [str(e) for e in errors]
     assert any(e.field == "id" and "duplicate" in e.message for e in errors), [str(e) for e in errors]
+
+
+def test_near_duplicate_search_finds_exactly_the_pairs_an_all_pairs_comparison_finds() -> None:
+    """The character-count bound that skips most comparisons never skips a near-duplicate."""
+    from rapidfuzz import fuzz, process
+
+    from bot.core.knowledge_checks import NEAR_DUPLICATE_RATIO, _similar_pairs
+
+    words = ["orbit", "station", "Roscosmos", "NASA", "module", "lunar", "é", "2028", "deorbit"]
+    texts = [" ".join(words[(seed * 7 + k * k) % len(words)] for k in range(3 + seed % 90)) for seed in range(150)]
+    texts += [text[:-2] + "xy" for text in texts[:40]] + [text + " ISS" for text in texts[40:70]]
+    scores = process.cdist(texts, texts, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO)
+    expected = sorted((int(i), int(j)) for i, j in zip(*scores.nonzero(), strict=True) if i < j)
+    found = sorted((i, j) for i, j, _ in _similar_pairs(texts, NEAR_DUPLICATE_RATIO))
+    assert len(expected) > 20
+    assert found == expected

@@ -17,7 +17,9 @@ import yaml
 
 from bot.core.engine import Engine
 from bot.core.knowledge import LoadResult, load_knowledge
+from bot.core.knowledge_rules import REPOST_SHARE_LIMIT, is_aggregator
 from bot.core.models import Answer
+from bot.core.yaml_loader import StrictYamlError, load_yaml
 from tests.conftest import SHIPPED_KNOWLEDGE
 
 FILES = sorted(SHIPPED_KNOWLEDGE.glob("*.yaml"))
@@ -32,12 +34,21 @@ def _raw_passages(path: Path) -> list[dict[str, Any]]:
     return passages
 
 
+def _readable_passages(path: Path) -> list[dict[str, Any]]:
+    """The file's passage mappings, or none when the file is broken: the validation tests report that,
+    and collecting this module must not fail because of it."""
+    try:
+        return [p for p in _raw_passages(path) if isinstance(p, dict)]
+    except (AssertionError, yaml.YAMLError, OSError, UnicodeDecodeError):
+        return []
+
+
 def _storyline_heads() -> list[tuple[str, str]]:
     """(id, title) of every passage on a supersedes chain that no passage supersedes."""
-    passages = [p for path in FILES for p in _raw_passages(path) if isinstance(p, dict)]
+    passages = [p for path in FILES for p in _readable_passages(path)]
     superseded = {str(target) for p in passages for target in (p.get("supersedes") or [])}
     return sorted(
-        (str(p["id"]), str(p["title"]))
+        (str(p.get("id")), str(p.get("title")))
         for p in passages
         if p.get("supersedes") and str(p.get("id")) not in superseded
     )
@@ -70,8 +81,8 @@ def test_shipped_knowledge_validates_as_a_whole(shipped_load: LoadResult) -> Non
 def test_knowledge_file_has_no_validation_errors(path: Path, shipped_load: LoadResult) -> None:
     errors = [str(e) for e in shipped_load.errors if e.file == path.name]
     assert not errors, f"{path.name}:\n" + "\n".join(errors)
-    assert shipped_load.knowledge is not None
-    assert path.stem in shipped_load.knowledge.topics
+    if shipped_load.knowledge is not None:  # otherwise another file's errors are reported by its own test
+        assert path.stem in shipped_load.knowledge.topics
 
 
 @pytest.mark.parametrize("path", FILES, ids=FILE_IDS)
@@ -96,6 +107,26 @@ def test_every_passage_cites_an_http_source_and_a_date_not_in_the_future(path: P
         elif date > today:
             problems.append(f"{label}: date {date} is in the future")
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", FILES, ids=FILE_IDS)
+def test_knowledge_file_has_no_duplicate_keys_anchors_or_aliases(path: Path) -> None:
+    try:
+        load_yaml(path.read_text(encoding="utf-8"))
+    except StrictYamlError as problem:
+        pytest.fail(f"{path.name}: {problem}")
+
+
+@pytest.mark.xfail(strict=False, reason="issue 10: reposts are being replaced by original sources (15% when added)")
+def test_shipped_passages_citing_reposts_stay_under_ten_percent() -> None:
+    """A repost is a passage marked `source.repost: true` or citing a known repost site, marked or not."""
+    passages = [p for path in FILES for p in _readable_passages(path)]
+    reposts = [
+        str(p.get("id")) for p in passages
+        if (p.get("source") or {}).get("repost") is True or is_aggregator(str((p.get("source") or {}).get("url", "")))
+    ]
+    share = len(reposts) / len(passages)
+    assert share < REPOST_SHARE_LIMIT, f"{len(reposts)} of {len(passages)} passages ({share:.1%}) cite a repost"
 
 
 def test_shipped_knowledge_has_supersedes_storylines() -> None:

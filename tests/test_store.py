@@ -15,10 +15,9 @@ import pytest
 from bot.core import store
 from bot.core.engine import Engine
 from bot.core.files import file_sha256
-from bot.core.knowledge import KnowledgeBase, load_knowledge
-from bot.core.models import BuildReport
-from bot.core.store import StoredIndex, current_snapshot_name, load_current, open_or_build, text_hash
-from tests.conftest import FAKE_MIN_SCORE, make_settings
+from bot.core.knowledge import KnowledgeBase
+from bot.core.store import current_snapshot_name, load_current, open_or_build, text_hash
+from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
     add_passage,
@@ -28,19 +27,7 @@ from tests.support.kb import (
     with_passage_change,
     write_documents,
 )
-
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
-
-
-def _knowledge(directory: Path) -> KnowledgeBase:
-    result = load_knowledge(directory)
-    assert result.knowledge is not None, [str(e) for e in result.errors]
-    return result.knowledge
-
-
-def _build(tmp_path: Path, encoder: FakeEncoder, documents: dict | None = None) -> tuple[StoredIndex, BuildReport]:
-    knowledge = _knowledge(write_documents(tmp_path / "knowledge", documents or mini_documents()))
-    return open_or_build(knowledge, encoder, tmp_path / "index")
+from tests.support.snapshots import DEBRIS, build_index, corrupt_faiss, knowledge_in
 
 
 def _snapshot_folders(index_dir: Path) -> list[str]:
@@ -53,7 +40,7 @@ def _snapshot_folders(index_dir: Path) -> list[str]:
 def test_manifest_records_format_model_dimension_count_hashes_and_versions(
     tmp_path: Path, fake_encoder: FakeEncoder
 ) -> None:
-    stored, _ = _build(tmp_path, fake_encoder)
+    stored, _ = build_index(tmp_path, fake_encoder)
     manifest = json.loads((stored.folder / "manifest.json").read_text(encoding="utf-8"))
     knowledge = stored.knowledge
     assert manifest["format_version"] == store.FORMAT_VERSION
@@ -75,7 +62,7 @@ def test_manifest_records_format_model_dimension_count_hashes_and_versions(
 def test_index_files_load_without_pickle(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     import faiss
 
-    stored, _ = _build(tmp_path, fake_encoder)
+    stored, _ = build_index(tmp_path, fake_encoder)
     vectors = np.load(stored.folder / "vectors.npy", allow_pickle=False)
     assert vectors.dtype == np.float32
     assert vectors.shape == (7, fake_encoder.dimension)
@@ -89,7 +76,7 @@ def test_index_files_load_without_pickle(tmp_path: Path, fake_encoder: FakeEncod
 
 
 def test_current_names_the_snapshot_and_no_staging_folder_is_left(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    stored, _ = _build(tmp_path, fake_encoder)
+    stored, _ = build_index(tmp_path, fake_encoder)
     index_dir = tmp_path / "index"
     assert current_snapshot_name(index_dir) == stored.folder.name
     assert stored.folder.parent == index_dir
@@ -97,7 +84,7 @@ def test_current_names_the_snapshot_and_no_staging_folder_is_left(tmp_path: Path
 
 
 def test_saved_index_round_trips_knowledge_and_vectors(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    stored, _ = _build(tmp_path, fake_encoder)
+    stored, _ = build_index(tmp_path, fake_encoder)
     loaded = load_current(tmp_path / "index", fake_encoder)
     assert loaded.ids == stored.ids
     assert loaded.knowledge.version == stored.knowledge.version
@@ -107,7 +94,7 @@ def test_saved_index_round_trips_knowledge_and_vectors(tmp_path: Path, fake_enco
 
 
 def test_matching_index_is_loaded_without_embedding_anything(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
     second, report = open_or_build(first.knowledge, fake_encoder, tmp_path / "index")
     assert fake_encoder.encoded == 0
@@ -117,7 +104,7 @@ def test_matching_index_is_loaded_without_embedding_anything(tmp_path: Path, fak
 
 
 def test_forced_rebuild_embeds_every_passage(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
     second, report = open_or_build(first.knowledge, fake_encoder, tmp_path / "index", force=True)
     assert fake_encoder.encoded == 7
@@ -126,7 +113,7 @@ def test_forced_rebuild_embeds_every_passage(tmp_path: Path, fake_encoder: FakeE
 
 
 def test_old_snapshots_are_pruned_to_the_current_and_one_previous(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    stored, _ = _build(tmp_path, fake_encoder)
+    stored, _ = build_index(tmp_path, fake_encoder)
     for _ in range(3):
         stored, _ = open_or_build(stored.knowledge, fake_encoder, tmp_path / "index", force=True)
     snapshots = [name for name in _snapshot_folders(tmp_path / "index") if name.startswith("snap-")]
@@ -138,13 +125,13 @@ def test_old_snapshots_are_pruned_to_the_current_and_one_previous(tmp_path: Path
 
 
 def _changed_knowledge(tmp_path: Path) -> KnowledgeBase:
-    return _knowledge(write_documents(tmp_path / "knowledge2", with_passage_change(DEBRIS, text="A new text.")))
+    return knowledge_in(write_documents(tmp_path / "knowledge2", with_passage_change(DEBRIS, text="A new text.")))
 
 
 def test_crash_while_writing_a_snapshot_leaves_the_previous_one_current(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     index_dir = tmp_path / "index"
     real_write = store.write_durably
 
@@ -168,7 +155,7 @@ def test_crash_while_writing_a_snapshot_leaves_the_previous_one_current(
 def test_crash_while_replacing_current_leaves_the_previous_snapshot_current(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     index_dir = tmp_path / "index"
     before = (index_dir / "CURRENT").read_text(encoding="utf-8")
 
@@ -188,7 +175,7 @@ def test_engine_keeps_serving_the_previous_snapshot_after_a_crashed_reload(
     tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     knowledge_dir = write_documents(tmp_path / "knowledge", mini_documents())
-    engine = Engine.open(make_settings(tmp_path, knowledge_dir=knowledge_dir, min_score=FAKE_MIN_SCORE), fake_encoder)
+    engine = Engine.open(make_settings(tmp_path, knowledge_dir=knowledge_dir), fake_encoder)
     version = engine.snapshot.version
     write_documents(knowledge_dir, with_passage_change(DEBRIS, text="A new text about the FCC rule."))
 
@@ -207,13 +194,6 @@ def test_engine_keeps_serving_the_previous_snapshot_after_a_crashed_reload(
 
 
 # -- corruption and mismatch ------------------------------------------------------------------------
-
-
-def _corrupt_faiss(folder: Path) -> None:
-    path = folder / "index.faiss"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def _truncate_vectors(folder: Path) -> None:
@@ -241,22 +221,18 @@ def _delete_passages(folder: Path) -> None:
     (folder / "passages.jsonl").unlink()
 
 
-def _dangling_current(folder: Path) -> None:
-    (folder.parent / "CURRENT").write_text("snap-does-not-exist\n", encoding="utf-8")
-
-
-def _empty_current(folder: Path) -> None:
-    (folder.parent / "CURRENT").write_text("", encoding="utf-8")
+def _delete_faiss(folder: Path) -> None:
+    (folder / "index.faiss").unlink()
 
 
 CORRUPTIONS: dict[str, Callable[[Path], None]] = {
-    "corrupt-index-faiss": _corrupt_faiss,
+    "corrupt-index-faiss": corrupt_faiss,
     "truncated-vectors-npy": _truncate_vectors,
     "garbled-manifest": _garble_manifest,
     "manifest-names-another-model": _wrong_model_in_manifest,
     "manifest-format-version": _wrong_format_version,
     "missing-passages-jsonl": _delete_passages,
-    "current-points-nowhere": _dangling_current,
+    "missing-index-faiss": _delete_faiss,
 }
 
 
@@ -264,7 +240,7 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
 def test_damaged_index_is_detected_logged_and_rebuilt(
     tmp_path: Path, fake_encoder: FakeEncoder, caplog: pytest.LogCaptureFixture, corrupt: Callable[[Path], None]
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     corrupt(first.folder)
     fake_encoder.reset_counts()
     with caplog.at_level(logging.WARNING, logger="bot.core.store"):
@@ -278,21 +254,22 @@ def test_damaged_index_is_detected_logged_and_rebuilt(
     np.testing.assert_allclose(reloaded.vectors.vectors, first.vectors.vectors, rtol=1e-6)
 
 
-def test_empty_current_pointer_means_a_fresh_build(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
-    _empty_current(first.folder)
+def test_empty_current_pointer_serves_the_saved_snapshot_without_embedding(
+    tmp_path: Path, fake_encoder: FakeEncoder
+) -> None:
+    first, _ = build_index(tmp_path, fake_encoder)
+    (tmp_path / "index" / "CURRENT").write_text("", encoding="utf-8")
     fake_encoder.reset_counts()
-    rebuilt, report = open_or_build(first.knowledge, fake_encoder, tmp_path / "index")
-    assert report.rebuilt_reason
-    assert fake_encoder.encoded == 7
-    assert current_snapshot_name(tmp_path / "index") == rebuilt.folder.name
+    again, report = open_or_build(first.knowledge, fake_encoder, tmp_path / "index")
+    assert (fake_encoder.encoded, report.rebuilt_reason) == (0, None)
+    assert current_snapshot_name(tmp_path / "index") == again.folder.name == first.folder.name
 
 
 def test_manifest_with_wrongly_typed_fields_is_rebuilt_not_a_crash(
     tmp_path: Path, fake_encoder: FakeEncoder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """BUG: a manifest that parses but whose "files" is not a mapping raises AttributeError in _check_files."""
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     manifest = json.loads((first.folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"] = None
     (first.folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -314,7 +291,7 @@ def test_manifest_with_wrongly_typed_fields_is_rebuilt_not_a_crash(
 def test_index_built_with_another_encoder_is_rebuilt(
     tmp_path: Path, fake_encoder: FakeEncoder, caplog: pytest.LogCaptureFixture, other: FakeEncoder
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     other.reset_counts()
     with caplog.at_level(logging.WARNING, logger="bot.core.store"):
         rebuilt, report = open_or_build(first.knowledge, other, tmp_path / "index")
@@ -322,18 +299,17 @@ def test_index_built_with_another_encoder_is_rebuilt(
     assert "unusable" in caplog.text
     assert other.encoded == 7, "vectors from another encoder must never be reused"
     manifest = rebuilt.manifest
-    assert (manifest["model"], manifest["encoder"], manifest["dimension"]) == (
-        other.model_name, other.kind, other.dimension)
+    assert (manifest.model, manifest.encoder, manifest.dimension) == (other.model_name, other.kind, other.dimension)
 
 
-@pytest.mark.parametrize("corrupt", [_corrupt_faiss, _truncate_vectors, _garble_manifest],
+@pytest.mark.parametrize("corrupt", [corrupt_faiss, _truncate_vectors, _garble_manifest],
                          ids=["corrupt-index-faiss", "truncated-vectors-npy", "garbled-manifest"])
 def test_engine_starts_and_answers_over_a_damaged_index(
     tmp_path: Path, fake_encoder: FakeEncoder, caplog: pytest.LogCaptureFixture, corrupt: Callable[[Path], None]
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     corrupt(first.folder)
-    settings = make_settings(tmp_path, min_score=FAKE_MIN_SCORE)
+    settings = make_settings(tmp_path)
     with caplog.at_level(logging.WARNING):
         engine = Engine.open(settings, fake_encoder)
     assert "unusable" in caplog.text
@@ -346,10 +322,10 @@ def test_engine_starts_and_answers_over_a_damaged_index(
 
 
 def test_changing_one_passage_embeds_exactly_that_passage(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
     documents = with_passage_change(DEBRIS, text="The FCC now requires deorbiting within five years.")
-    second, report = _build(tmp_path, fake_encoder, documents)
+    second, report = build_index(tmp_path, fake_encoder, documents)
     assert fake_encoder.encoded == 1
     assert fake_encoder.encoded_texts == [second.knowledge.passages[DEBRIS].embedded_text]
     assert report.changed == (DEBRIS,)
@@ -364,18 +340,18 @@ def test_changing_one_passage_embeds_exactly_that_passage(tmp_path: Path, fake_e
 
 
 def test_changing_a_title_re_embeds_that_passage(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    _build(tmp_path, fake_encoder)
+    build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
-    _, report = _build(tmp_path, fake_encoder, with_passage_change(DEBRIS, title="A brand new title"))
+    _, report = build_index(tmp_path, fake_encoder, with_passage_change(DEBRIS, title="A brand new title"))
     assert (report.changed, fake_encoder.encoded) == ((DEBRIS,), 1)
 
 
 def test_changing_only_tags_embeds_nothing_but_writes_a_new_snapshot(
     tmp_path: Path, fake_encoder: FakeEncoder
 ) -> None:
-    first, _ = _build(tmp_path, fake_encoder)
+    first, _ = build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
-    second, report = _build(tmp_path, fake_encoder, with_passage_change(DEBRIS, tags=["debris", "fcc", "rules"]))
+    second, report = build_index(tmp_path, fake_encoder, with_passage_change(DEBRIS, tags=["debris", "fcc", "rules"]))
     assert fake_encoder.encoded == 0
     assert report.reused == 7
     assert second.folder != first.folder
@@ -383,13 +359,13 @@ def test_changing_only_tags_embeds_nothing_but_writes_a_new_snapshot(
 
 
 def test_adding_a_passage_embeds_only_the_new_one(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    _build(tmp_path, fake_encoder)
+    build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
     documents = mini_documents()
     add_passage(documents, "moon.yaml", new_passage(
         "moon-2024-05-change-6-launch", title="Chang'e-6 launches to the far side (May 2024)",
         text="China launched Chang'e-6 to return samples from the far side of the Moon.", date=dt.date(2024, 5, 3)))
-    stored, report = _build(tmp_path, fake_encoder, documents)
+    stored, report = build_index(tmp_path, fake_encoder, documents)
     assert report.added == ("moon-2024-05-change-6-launch",)
     assert (report.changed, report.removed, report.reused) == ((), (), 7)
     assert fake_encoder.encoded == 1
@@ -397,11 +373,11 @@ def test_adding_a_passage_embeds_only_the_new_one(tmp_path: Path, fake_encoder: 
 
 
 def test_removing_a_passage_is_reported_and_embeds_nothing(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
-    _build(tmp_path, fake_encoder)
+    build_index(tmp_path, fake_encoder)
     fake_encoder.reset_counts()
     documents = mini_documents()
     documents["space-debris.yaml"]["passages"] = [passage(documents, DEBRIS)]
-    stored, report = _build(tmp_path, fake_encoder, documents)
+    stored, report = build_index(tmp_path, fake_encoder, documents)
     assert report.removed == ("debris-2021-11-russian-asat-test",)
     assert (report.added, report.changed, report.reused) == ((), (), 6)
     assert fake_encoder.encoded == 0

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 # Each child reports its own peak resident set size on its last stderr line. VmHWM, not ru_maxrss: Linux
@@ -36,16 +38,36 @@ ASK_SCRIPT = textwrap.dedent(
     """
 ) + _PEAK_RSS_TAIL + "sys.exit(code)\n"
 
+# The naive pipeline with a warm index, as a fresh process: load the model (torch, or sentence-transformers'
+# ONNX backend), read the saved passage vectors, build an exact FAISS index, encode the question, search.
 NAIVE_SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import json, os, sys
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model_path, backend, vectors_path, ids_path, question = sys.argv[1:6]
+    import faiss
+    import numpy as np
     from sentence_transformers import SentenceTransformer
-    model = SentenceTransformer(sys.argv[1], device="cpu")
-    vector = model.encode([sys.argv[2]], normalize_embeddings=True, show_progress_bar=False)
-    print(vector.shape)
+    model = SentenceTransformer(model_path, backend=backend, device="cpu")
+    vectors = np.load(vectors_path)
+    ids = json.loads(open(ids_path, encoding="utf-8").read())
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    query = model.encode([question], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    scores, rows = index.search(np.ascontiguousarray(query, dtype=np.float32), 1)
+    print(ids[int(rows[0][0])], float(scores[0][0]))
     """
 ) + _PEAK_RSS_TAIL
+
+
+@dataclass(frozen=True)
+class Child:
+    """One kind of process to start: a script, its arguments and the environment variables it adds."""
+
+    name: str
+    script: str
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,15 @@ class ColdStart:
     @property
     def peak_mib(self) -> float:
         return max(self.peak_rss_mib)
+
+
+def save_naive_index(folder: Path, ids: list[str], vectors: np.ndarray) -> tuple[Path, Path]:
+    """What the naive pipeline keeps between runs: the passage vectors and their ids."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors_path, ids_path = folder / "vectors.npy", folder / "ids.json"
+    np.save(vectors_path, np.ascontiguousarray(vectors, dtype=np.float32))
+    ids_path.write_text(json.dumps(ids), encoding="utf-8")
+    return vectors_path, ids_path
 
 
 def run_child(script: str, args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -79,10 +110,16 @@ def run_child(script: str, args: list[str], env: dict[str, str], cwd: Path) -> t
     return seconds, peak_kib / 1024
 
 
-def measure_cold_starts(
-    name: str, script: str, args: list[str], *, runs: int, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> ColdStart:
-    child_env = {**os.environ, **(env or {})}
-    samples = [run_child(script, args, child_env, cwd or Path.cwd()) for _ in range(runs)]
-    log.info("%s cold start: %s", name, ", ".join(f"{s:.2f}s" for s, _ in samples))
-    return ColdStart(name, tuple(s for s, _ in samples), tuple(m for _, m in samples))
+def measure_cold_starts(children: list[Child], *, runs: int, cwd: Path) -> dict[str, ColdStart]:
+    """``runs`` rounds, each starting every child once in turn, so a change in the machine's load during
+    the measurement touches every child alike."""
+    samples: dict[str, list[tuple[float, float]]] = {child.name: [] for child in children}
+    for _ in range(runs):
+        for child in children:
+            env = {**os.environ, **dict(child.env)}
+            samples[child.name].append(run_child(child.script, list(child.args), env, cwd))
+    for name, runs_of_child in samples.items():
+        log.info("%s cold start: %s", name, ", ".join(f"{s:.2f}s" for s, _ in runs_of_child))
+    return {
+        name: ColdStart(name, tuple(s for s, _ in got), tuple(m for _, m in got)) for name, got in samples.items()
+    }

@@ -6,7 +6,7 @@ import asyncio
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,15 +49,41 @@ class ThroughputResult:
 
 def time_each(call: Callable[[str], object], questions: Sequence[str], *, runs: int, warmup: int = 3) -> LatencyStats:
     """Milliseconds per single-question call, over ``runs`` passes through the questions."""
-    for question in questions[:warmup]:
-        call(question)
-    samples = []
+    return time_interleaved({"only": call}, questions, runs=runs, warmup=warmup)["only"]
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[str], object]], questions: Sequence[str], *, runs: int, warmup: int = 3
+) -> dict[str, LatencyStats]:
+    """Milliseconds per single-question call for each system; in each run every system asks all the
+    questions in turn, so a change in the machine's load over the runs touches every system alike.
+
+    Systems take turns per run, not per question: thread pools that spin after a call (torch's OpenMP,
+    onnxruntime's defaults) would otherwise slow the next system's call.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
-        for question in questions:
-            started = time.perf_counter()
-            call(question)
-            samples.append((time.perf_counter() - started) * 1000)
-    return LatencyStats(tuple(samples))
+        for name, call in calls.items():
+            for question in questions[:warmup]:
+                call(question)
+            for question in questions:
+                started = time.perf_counter()
+                call(question)
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return {name: LatencyStats(tuple(got)) for name, got in samples.items()}
+
+
+def time_on_one_torch_thread(call: Callable[[str], object], questions: Sequence[str], *, runs: int) -> LatencyStats:
+    """``time_each`` with torch limited to one intra-op thread (restored after): on a machine whose cores
+    are busy with other work, torch's spinning thread pool is the first thing to slow down."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return time_each(call, questions, runs=runs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cache_hit_latency(engine: Engine, question: str, *, repeats: int) -> LatencyStats:

@@ -16,40 +16,50 @@ from pathlib import Path
 from typing import Any
 
 from bot.bench.report import PLOT_PATH, Results, compute_targets, plot_latencies, read_previous_results, render_markdown
-from bot.core.config import Settings
+from bot.core.config import EngineSettings
 
 log = logging.getLogger(__name__)
 
-REPO_QUESTIONS = Path(__file__).resolve().parents[2] / "tests" / "data" / "questions"
 CONCURRENCY_LEVELS = (1, 8, 64)
 DEDUPE_COPIES = 64
 COLD_QUESTION = "When is Russia leaving the ISS?"
+DEDUPE_QUESTION = "Who signed the Artemis Accords most recently?"
+LATENCY_KEYS = {  # results key -> label in the plot
+    "naive": "naive (ST torch)", "naive-1-thread": "naive, 1 torch thread", "st-onnx": "ST ONNX backend",
+    "bm25": "BM25 alone",
+    "engine-torch": "engine, torch", "engine-onnx": "engine, onnx", "cache-hit": "engine, cache hit",
+}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How much of everything to run: the full benchmark, or the few-second CI smoke run."""
+    """How much of everything to run: the full benchmark, or the CI smoke run (every section, tiny sizes)."""
 
     quick: bool
-    question_limit: int | None
+    question_limit: int | None  # per split
+    latency_questions: int | None
     latency_runs: int
     cache_repeats: int
     throughput_rounds: int
     kb_size: int
     incremental_runs: int
     cold_runs: int
+    cold_warmup: bool
+    st_onnx_cold: bool  # the ST ONNX process too (about as slow to start as naive: the quick run skips it)
     scale: int
 
     @classmethod
     def for_mode(cls, *, quick: bool) -> Plan:
         if quick:
-            return cls(quick=True, question_limit=40, latency_runs=1, cache_repeats=20, throughput_rounds=1,
-                       kb_size=300, incremental_runs=1, cold_runs=1, scale=5_000)
-        return cls(quick=False, question_limit=None, latency_runs=3, cache_repeats=500, throughput_rounds=2,
-                   kb_size=1_000, incremental_runs=5, cold_runs=5, scale=100_000)
+            return cls(quick=True, question_limit=24, latency_questions=12, latency_runs=1, cache_repeats=20,
+                       throughput_rounds=1, kb_size=100, incremental_runs=1, cold_runs=1, cold_warmup=False,
+                       st_onnx_cold=False, scale=5_000)
+        return cls(quick=False, question_limit=None, latency_questions=200, latency_runs=2, cache_repeats=500,
+                   throughput_rounds=2, kb_size=1_000, incremental_runs=5, cold_runs=3, cold_warmup=True,
+                   st_onnx_cold=True, scale=100_000)
 
 
-def run_benchmarks(settings: Settings, *, quick: bool = False, scale: int | None = None,
+def run_benchmarks(settings: EngineSettings, *, quick: bool = False, scale: int | None = None,
                    output: Path = Path("BENCHMARKS.md")) -> int:
     """Entry point of ``spacebot bench``. ``scale`` alone (without ``quick``) runs only the scale test at N."""
     started = time.perf_counter()
@@ -59,12 +69,14 @@ def run_benchmarks(settings: Settings, *, quick: bool = False, scale: int | None
         results.setdefault("scale", {})[str(scale)] = _scale_row(scale)
     else:
         plan = Plan.for_mode(quick=quick)
-        results = _run_all(settings, plan, scale or plan.scale, output)
+        results = _run_all(settings, plan, scale or plan.scale)
         if results is None:
             return 1
-        kept = {n: row for n, row in previous.get("scale", {}).items() if not plan.quick}
+        measured_before = str(previous.get("meta", {}).get("date", ""))[:10] or "an earlier run"
+        kept = {n: {"date": measured_before, **row} for n, row in previous.get("scale", {}).items() if not plan.quick}
         results["scale"] = {**kept, **results["scale"]}
         results["meta"]["seconds"] = time.perf_counter() - started
+        results["meta"]["load_after"] = _load_average()
     _write_report(results, output)
     return 0
 
@@ -73,7 +85,7 @@ def _scale_row(passages: int) -> dict[str, Any]:
     from bot.bench.scale import measure_scale
 
     print(f"scale: {passages:,} synthetic vectors …", flush=True)
-    row = asdict(measure_scale(passages))
+    row = {**asdict(measure_scale(passages)), "date": dt.date.today().isoformat()}
     print(f"  {row['index_kind']}: build {row['build_seconds']:.1f}s, p50 {row['search_p50_ms']:.3f} ms "
           f"(exact {row['exact_p50_ms']:.2f} ms), recall@10 {row['recall_at_10']:.3f}", flush=True)
     return row
@@ -94,72 +106,72 @@ def _write_report(results: Results, output: Path) -> None:
     print(f"\nreport written to {output}")
 
 
+def _load_average() -> str:
+    with contextlib.suppress(OSError, AttributeError):
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return "?"
+
+
 # -- the full run ----------------------------------------------------------------------------------
 
 
-def _run_all(settings: Settings, plan: Plan, scale: int, output: Path) -> Results | None:
+def _run_all(settings: EngineSettings, plan: Plan, scale: int) -> Results | None:
+    from bot.bench.inputs import load_question_sets, small_knowledge
     from bot.bench.machine import describe_machine
+    from bot.bench.systems import open_systems
 
     results: Results = {
-        "meta": {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": plan.quick},
+        "meta": {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": plan.quick,
+                 "load_before": _load_average()},
         "machine": describe_machine(),
     }
     with _workspace() as root:
         if plan.quick:
-            settings = settings.model_copy(update={"knowledge_dir": _small_knowledge(settings.knowledge_dir, root)})
-        loaded = _knowledge_and_questions(settings, plan)
-        if loaded is None:
+            settings = settings.model_copy(update={"knowledge_dir": small_knowledge(settings.knowledge_dir, root)})
+        knowledge = _knowledge(settings)
+        if knowledge is None:
             return None
-        knowledge, questions = loaded
-        results["meta"] |= {"passages": len(knowledge), "questions": len(questions)}
-        systems = _Systems.open(settings, root)
-        results["quality"] = _quality(systems, questions, knowledge)
-        latency, samples = _latency(systems, [q.text for q in questions], plan)
-        results["latency"], results["_samples"] = latency, samples
-        results["throughput"], results["dedupe"] = _throughput(systems, [q.text for q in questions], plan)
-        results["builds"] = _builds(systems, knowledge, plan)
-        results["cold_start"] = _cold_starts(settings, systems, root, plan)
+        sets = load_question_sets(knowledge, limit=plan.question_limit, latency_limit=plan.latency_questions)
+        results["meta"] |= {"passages": len(knowledge), "topics": len(knowledge.topics),
+                            "holdout": len(sets.holdout), "tuning": len(sets.tuning),
+                            "latency_questions": len(sets.latency), "dropped_questions": sets.dropped}
+        with _stage("opening the engines and baselines (the first run exports the ONNX model)"):
+            systems = open_systems(settings, root)
+        try:
+            results["st_onnx_problem"] = systems.st_onnx_problem
+            with _stage(f"answer quality on {len(sets.holdout)} holdout questions"):
+                results["quality"] = _quality(systems, sets, knowledge)
+            with _stage(f"warm latency ({len(sets.latency)} questions × {plan.latency_runs} runs)"):
+                results["latency"], results["_samples"] = _latency(systems, sets.latency, plan)
+            with _stage("throughput through answer_async"):
+                results["throughput"], results["dedupe"] = _throughput(systems, sets.latency, plan)
+            with _stage(f"index builds on a {plan.kb_size}-passage synthetic knowledge base"):
+                results["builds"] = _builds(systems, knowledge, plan)
+            with _stage(f"cold starts ({plan.cold_runs} round(s), the kinds of process taking turns)"):
+                results["cold_start"] = _cold_starts(settings, systems, root, plan)
+        finally:
+            systems.close()
     results["scale"] = {str(scale): _scale_row(scale)}
     return results
 
 
-def _knowledge_and_questions(settings: Settings, plan: Plan) -> tuple[Any, list[Any]] | None:
-    from bot.core.evaluation import load_questions
+@contextlib.contextmanager
+def _stage(title: str) -> Iterator[None]:
+    """Print what runs and how long it took: a full run takes minutes."""
+    print(f"{title} …", flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def _knowledge(settings: EngineSettings) -> Any:
     from bot.core.knowledge import load_knowledge
 
     loaded = load_knowledge(settings.knowledge_dir)
     if loaded.knowledge is None:
         for error in loaded.errors:
             print(f"error: {error}", file=sys.stderr)
-        return None
-    knowledge = loaded.knowledge
-    questions = [
-        q for q in load_questions(_questions_folder())
-        if q.out_of_scope or all(pid in knowledge.passages for pid in q.expect)
-    ]
-    if plan.question_limit:
-        in_scope = [q for q in questions if not q.out_of_scope]
-        declined = [q for q in questions if q.out_of_scope]
-        keep_declined = max(2, plan.question_limit // 5)
-        questions = in_scope[: plan.question_limit - keep_declined] + declined[:keep_declined]
-    return knowledge, questions
-
-
-def _questions_folder() -> Path:
-    local = Path("tests/data/questions")
-    return local if local.is_dir() else REPO_QUESTIONS
-
-
-def _small_knowledge(knowledge_dir: Path, root: Path, topics: int = 3) -> Path:
-    """The quick run's knowledge base: the smallest few topic files (and the scope), copied to ``root``."""
-    small = root / "knowledge"
-    small.mkdir()
-    for name in ("scope.md", "README.md"):
-        if (knowledge_dir / name).is_file():
-            shutil.copy(knowledge_dir / name, small / name)
-    for path in sorted(knowledge_dir.glob("*.yaml"), key=lambda p: (p.stat().st_size, p.name))[:topics]:
-        shutil.copy(path, small / path.name)
-    return small
+    return loaded.knowledge
 
 
 @contextlib.contextmanager
@@ -171,126 +183,92 @@ def _workspace() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@dataclass
-class _Systems:
-    """Everything measured side by side, opened once over the same passages."""
+def _quality(systems: Any, sets: Any, knowledge: Any) -> list[dict[str, Any]]:
+    from bot.bench.quality import baseline_row, engine_row
 
-    onnx_settings: Settings
-    onnx: Any  # Engine, cache off, encoder wrapped in a call counter
-    counter: Any
-    cached: Any  # the same engine with the answer cache on
-    torch: Any  # Engine on TorchEncoder, cache off
-    naive: Any
-    bm25: Any
-    model_location: str
-
-    @classmethod
-    def open(cls, settings: Settings, root: Path) -> _Systems:
-        from bot.bench.latency import CountingEncoder
-        from bot.bench.quality import Bm25Baseline, NaiveBaseline
-        from bot.core.embedding import TorchEncoder, resolve_model
-        from bot.core.engine import Engine
-        from bot.core.onnx_encoder import OnnxEncoder
-
-        model = resolve_model(settings.embedding_model)
-        export_cache = settings.index_dir / "onnx"
-        print("opening the engines and baselines (the first run exports the ONNX model) …", flush=True)
-        counter = CountingEncoder(OnnxEncoder.load_or_export(model, export_cache, quantize=settings.onnx_quantize))
-        onnx_index = root / "index-onnx"
-        onnx_index.mkdir()
-        os.symlink(export_cache.resolve(), onnx_index / "onnx")  # the cold-start child reuses the export
-        onnx_engine = Engine.open(_bench_settings(settings, onnx_index, "onnx", cache_size=0), counter)
-        cached = Engine.open(_bench_settings(settings, onnx_index, "onnx", cache_size=512), counter.inner)
-        torch_engine = Engine.open(_bench_settings(settings, root / "index-torch", "torch", cache_size=0),
-                                   TorchEncoder(model))
-        stored = torch_engine.snapshot.stored
-        if list(stored.ids) != list(stored.knowledge.passages):
-            raise RuntimeError("the torch index rows are not in knowledge-base order")
-        return cls(
-            onnx_settings=onnx_engine.settings, onnx=onnx_engine, counter=counter, cached=cached, torch=torch_engine,
-            # the naive baseline encodes passages exactly as the torch engine did: reuse those vectors
-            naive=NaiveBaseline(model.location, stored.knowledge, passage_vectors=stored.vectors.vectors),
-            bm25=Bm25Baseline(stored.knowledge), model_location=model.location,
-        )
-
-
-def _bench_settings(settings: Settings, index_dir: Path, encoder: str, *, cache_size: int) -> Settings:
-    return settings.model_copy(update={"index_dir": index_dir, "encoder": encoder, "cache_size": cache_size})
-
-
-def _quality(systems: _Systems, questions: list[Any], knowledge: Any) -> list[dict[str, Any]]:
-    from bot.bench.quality import QualityRow, score_baseline
-    from bot.core.evaluation import evaluate
-
-    print("answer quality …", flush=True)
+    fit = {"tuning": sets.tuning, "holdout": sets.holdout, "knowledge": knowledge}
     rows = [
-        QualityRow.from_report("engine (onnx-int8)", evaluate(questions, systems.onnx.answer_many),
-                               systems.onnx.min_score),
-        QualityRow.from_report("engine (torch)", evaluate(questions, systems.torch.answer_many),
-                               systems.torch.min_score),
-        score_baseline("naive (ST + exact FAISS)", questions, systems.naive.rank, knowledge),
-        score_baseline("BM25 (bm25s)", questions, systems.bm25.rank, knowledge),
+        engine_row(f"engine ({systems.onnx_kind})", systems.onnx, sets.holdout, knowledge),
+        engine_row("engine (torch)", systems.torch, sets.holdout, knowledge),
+        baseline_row("naive (ST torch + exact FAISS)", systems.naive.rank_many, **fit),
     ]
+    if systems.st_onnx is not None:
+        rows.append(baseline_row(f"ST ONNX backend ({systems.onnx_kind.removeprefix('onnx-')}) + exact FAISS",
+                                 systems.st_onnx.rank_many, **fit))
+    rows.append(baseline_row("BM25 (bm25s)", systems.bm25.rank_many, **fit))
     return [asdict(row) for row in rows]
 
 
-def _latency(systems: _Systems, texts: list[str], plan: Plan) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    from bot.bench.latency import cache_hit_latency, time_each
+def _latency(systems: Any, texts: list[str], plan: Plan) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    from bot.bench.latency import cache_hit_latency, time_interleaved, time_on_one_torch_thread
 
-    print("warm latency …", flush=True)
-    measured = {
-        "naive": time_each(systems.naive.rank, texts, runs=plan.latency_runs),
-        "bm25": time_each(systems.bm25.rank, texts, runs=plan.latency_runs),
-        "engine-torch": time_each(systems.torch.answer, texts, runs=plan.latency_runs),
-        "engine-onnx": time_each(systems.onnx.answer, texts, runs=plan.latency_runs),
-        "cache-hit": cache_hit_latency(systems.cached, texts[0], repeats=plan.cache_repeats),
-    }
+    calls = {"naive": systems.naive.rank, "bm25": systems.bm25.rank, "engine-torch": systems.torch.answer,
+             "engine-onnx": systems.onnx.answer}
+    if systems.st_onnx is not None:
+        calls["st-onnx"] = systems.st_onnx.rank
+    measured = time_interleaved(calls, texts, runs=plan.latency_runs)
+    measured["naive-1-thread"] = time_on_one_torch_thread(systems.naive.rank, texts, runs=1)
+    measured["cache-hit"] = cache_hit_latency(systems.cached, texts[0], repeats=plan.cache_repeats)
+    order = [key for key in LATENCY_KEYS if key in measured]
     table = {
-        key: {"p50": s.p50, "p99": s.p99, "mean": s.mean, "count": len(s.samples_ms)} for key, s in measured.items()
+        key: {"p50": measured[key].p50, "p99": measured[key].p99, "mean": measured[key].mean,
+              "count": len(measured[key].samples_ms)}
+        for key in order
     }
-    labels = {"naive": "naive (ST torch)", "bm25": "BM25 alone", "engine-torch": "engine, torch",
-              "engine-onnx": "engine, onnx-int8", "cache-hit": "engine, cache hit"}
-    return table, {labels[key]: list(s.samples_ms) for key, s in measured.items()}
+    return table, {LATENCY_KEYS[key]: list(measured[key].samples_ms) for key in order}
 
 
-def _throughput(systems: _Systems, texts: list[str], plan: Plan) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _throughput(systems: Any, texts: list[str], plan: Plan) -> tuple[list[dict[str, Any]], dict[str, int]]:
     from bot.bench.latency import concurrent_throughput, dedupe_encoder_calls
 
-    print("throughput through answer_async …", flush=True)
     batch = texts * plan.throughput_rounds
     concurrent_throughput(systems.onnx, systems.counter, texts[:16], 8)  # warm the batcher and the threads
     rows = []
     for level in CONCURRENCY_LEVELS:
         result = concurrent_throughput(systems.onnx, systems.counter, batch, level)
         rows.append({**asdict(result), "per_second": result.per_second})
-    calls = dedupe_encoder_calls(systems.onnx, systems.counter, "Who signed the Artemis Accords most recently?",
-                                 DEDUPE_COPIES)
+    calls = dedupe_encoder_calls(systems.onnx, systems.counter, DEDUPE_QUESTION, DEDUPE_COPIES)
     return rows, {"copies": DEDUPE_COPIES, "encoder_calls": calls}
 
 
-def _builds(systems: _Systems, knowledge: Any, plan: Plan) -> dict[str, Any]:
+def _builds(systems: Any, knowledge: Any, plan: Plan) -> dict[str, Any]:
     from bot.bench.builds import measure_builds
 
-    print(f"index builds on a {plan.kb_size}-passage synthetic knowledge base …", flush=True)
     times = measure_builds(knowledge, systems.counter.inner, size=plan.kb_size, incremental_runs=plan.incremental_runs)
     return {**asdict(times), "ratio": times.ratio, "encoder": systems.counter.kind}
 
 
-def _cold_starts(settings: Settings, systems: _Systems, root: Path, plan: Plan) -> dict[str, Any]:
-    from bot.bench.coldstart import ASK_SCRIPT, NAIVE_SCRIPT, measure_cold_starts
+def _cold_starts(settings: EngineSettings, systems: Any, root: Path, plan: Plan) -> dict[str, Any]:
+    from bot.bench.coldstart import measure_cold_starts
 
-    print("cold starts (subprocesses) …", flush=True)
-    env = {
-        "SPACEBOT_INDEX_DIR": str(systems.onnx_settings.index_dir), "SPACEBOT_KNOWLEDGE_DIR": str(
-            settings.knowledge_dir.resolve()),
+    children = _cold_children(settings, systems, root, with_st_onnx=plan.st_onnx_cold)
+    if plan.cold_warmup:  # the same file cache for every child: each runs once untimed
+        measure_cold_starts(children, runs=1, cwd=root)
+    runs = measure_cold_starts(children, runs=plan.cold_runs, cwd=root)
+    return {name: {**asdict(run), "median_seconds": run.median_seconds, "peak_mib": run.peak_mib}
+            for name, run in runs.items()}
+
+
+def _cold_children(settings: EngineSettings, systems: Any, root: Path, *, with_st_onnx: bool) -> list[Any]:
+    from bot.bench.coldstart import ASK_SCRIPT, NAIVE_SCRIPT, Child, save_naive_index
+
+    engine_env = {
+        "SPACEBOT_INDEX_DIR": str(systems.onnx_settings.index_dir),
+        "SPACEBOT_KNOWLEDGE_DIR": str(settings.knowledge_dir.resolve()),
+        "SPACEBOT_EMBEDDING_MODEL": settings.embedding_model,
         "SPACEBOT_ENCODER": "onnx", "SPACEBOT_ONNX_QUANTIZE": str(settings.onnx_quantize).lower(),
         "SPACEBOT_LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1",
     }
-    runs = {
-        "spacebot-ask": measure_cold_starts("spacebot ask", ASK_SCRIPT, [COLD_QUESTION], runs=plan.cold_runs,
-                                            env=env, cwd=root),
-        "naive": measure_cold_starts("naive", NAIVE_SCRIPT, [systems.model_location, COLD_QUESTION],
-                                     runs=plan.cold_runs, env={"HF_HUB_OFFLINE": "1"}, cwd=root),
-    }
-    return {name: {**asdict(run), "median_seconds": run.median_seconds, "peak_mib": run.peak_mib}
-            for name, run in runs.items()}
+    if settings.judge_model is not None:
+        engine_env["SPACEBOT_JUDGE_MODEL"] = str(settings.judge_model.resolve())
+    naive_files = save_naive_index(root / "naive-index", systems.naive.ids, systems.naive.passage_vectors)
+    children = [
+        Child("spacebot-ask", ASK_SCRIPT, (COLD_QUESTION,), tuple(engine_env.items())),
+        Child("naive", NAIVE_SCRIPT, (systems.model_location, "torch", *map(str, naive_files), COLD_QUESTION),
+              (("HF_HUB_OFFLINE", "1"),)),
+    ]
+    if with_st_onnx and systems.st_onnx is not None:
+        st_files = save_naive_index(root / "st-onnx-index", systems.st_onnx.ids, systems.st_onnx.passage_vectors)
+        children.append(Child("st-onnx", NAIVE_SCRIPT, (str(systems.st_onnx_folder), "onnx", *map(str, st_files),
+                                                        COLD_QUESTION), (("HF_HUB_OFFLINE", "1"),)))
+    return children

@@ -1,21 +1,23 @@
-"""Answer composition: pick the lead passage by date, gather its dated history, or decline.
+"""Stage 4, composition: pick the lead passage by date and question type, gather its dated history.
 
-Nothing here generates text: the lead is the best passage's own sentences, verbatim.
+Nothing here generates text: the lead is the chosen passage's own sentences, verbatim. Declines are
+composed in :mod:`bot.core.declines`.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz, process
-
+from bot.core.judge import Verdict
 from bot.core.models import Answer, Passage, RankedPassage
 from bot.core.retrieval import Candidate, Retriever, matches_time
+from bot.core.snapshot import Snapshot
+from bot.core.storylines import Storylines
 from bot.core.text import TimeReference
+from bot.core.understand import Query
 
 # Cosine similarity between two passages' vectors above which they are taken to state one subject
 # at different dates, even without an explicit `supersedes` link.
@@ -25,50 +27,14 @@ SAME_SUBJECT_MIN_SHARE = 0.75
 # A past-tense question still leads with the storyline's latest position when that scores at least
 # this share of the best match (the question fits both: "did NASA cancel the Gateway?").
 PAST_LATEST_MIN_SHARE = 0.9
-MAX_SUGGESTIONS = 3
-
-
-class Storylines:
-    """The ``supersedes`` graph: for any passage, its latest successor and its dated history."""
-
-    def __init__(self, passages: Mapping[str, Passage]) -> None:
-        self._passages = passages
-        self._successors: dict[str, list[str]] = defaultdict(list)
-        for passage in passages.values():
-            for earlier in passage.supersedes:
-                self._successors[earlier].append(passage.id)
-
-    def latest(self, passage: Passage) -> Passage:
-        """Follow "superseded by" links to the newest position on the same storyline."""
-        current, seen = passage, {passage.id}
-        while successors := [s for s in self._successors.get(current.id, ()) if s not in seen]:
-            current = max((self._passages[s] for s in successors), key=lambda p: (p.date, p.id))
-            seen.add(current.id)
-        return current
-
-    def members(self, passage: Passage) -> list[Passage]:
-        """Every passage connected to this one by ``supersedes`` links, either way."""
-        found, frontier = {passage.id}, [passage.id]
-        while frontier:
-            node = frontier.pop()
-            neighbours = [*self._passages[node].supersedes, *self._successors.get(node, ())]
-            for other in neighbours:
-                if other not in found and other in self._passages:
-                    found.add(other)
-                    frontier.append(other)
-        return [self._passages[pid] for pid in found]
-
-    def history(self, passage: Passage) -> list[Passage]:
-        """The earlier positions this passage replaced, directly or through others, newest first."""
-        found: dict[str, Passage] = {}
-        frontier = list(passage.supersedes)
-        while frontier:
-            pid = frontier.pop()
-            if pid in found or pid == passage.id or pid not in self._passages:
-                continue
-            found[pid] = self._passages[pid]
-            frontier.extend(self._passages[pid].supersedes)
-        return sorted(found.values(), key=lambda p: (p.date, p.id), reverse=True)
+# "What is X?" leads with a background passage among the first results scoring at least this share of
+# the best (fitted on the tuning questions).
+DEFINITION_MIN_SHARE = 0.6
+# A question about the present leads with a newer current position from the first results when it
+# scores at least this share of the best (fitted on the tuning questions).
+NEAR_TIE_MIN_SHARE = 0.97
+NEAR_TIE_WINDOW = 3
+DEFINITION_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -84,29 +50,36 @@ def choose_lead(
     storylines: Storylines,
     time: TimeReference | None,
     past: bool = False,
+    *,
+    forced: Passage | None = None,
 ) -> Decision:
     """The passage to lead with.
 
     A question about the present leads with the latest position on the best passage's storyline; a
     question about a given time leads with the position that stood then; a question about a past
     event ("when did India sign?") leads with the passage that matches it, followed by the latest.
+    ``forced`` (a definition, or the current position a premise correction comes from) wins.
     """
     best = candidates[0]
-    if time is not None:
+    if forced is not None:
+        lead_passage = forced
+    elif time is not None:
         lead_passage = _position_at(best.passage, storylines, time)
     elif past:
         lead_passage = _latest_if_close(best, candidates, storylines)
     else:
         lead_passage = storylines.latest(best.passage)
         if lead_passage.id == best.passage.id:
-            lead_passage = _newer_same_subject(best, candidates, retriever) or lead_passage
+            lead_passage = (_newer_same_subject(best, candidates, retriever)
+                            or _newer_near_tie(best, candidates, storylines) or lead_passage)
     history = storylines.history(lead_passage)
     best_is_older = best.passage.date <= lead_passage.date
-    if lead_passage.id != best.passage.id and best_is_older and best.passage.id not in {p.id for p in history}:
+    replaced_on_its_topic = best.passage.topic == lead_passage.topic and lead_passage.id != best.passage.id
+    if replaced_on_its_topic and best_is_older and best.passage.id not in {p.id for p in history}:
         history = sorted([best.passage, *history], key=lambda p: (p.date, p.id), reverse=True)
     related = {p.id: p for p in (best.passage, storylines.latest(lead_passage)) if p.id != lead_passage.id}
     lead = Candidate(retriever.row_of[lead_passage.id], lead_passage,
-                     max(best.score, _score_of(lead_passage, candidates)), best.dense)
+                     max(best.score, _score_of(lead_passage, candidates)), _dense_of(lead_passage, candidates, best))
     return Decision(lead, [p for p in history if p.id != lead_passage.id], list(related.values()))
 
 
@@ -122,6 +95,10 @@ def _score_of(passage: Passage, candidates: Sequence[Candidate]) -> float:
     return next((c.score for c in candidates if c.passage.id == passage.id), 0.0)
 
 
+def _dense_of(passage: Passage, candidates: Sequence[Candidate], best: Candidate) -> float:
+    return next((c.dense for c in candidates if c.passage.id == passage.id), best.dense)
+
+
 def _position_at(passage: Passage, storylines: Storylines, time: TimeReference) -> Passage:
     """On the passage's storyline, the position that stood at the asked time."""
     members = storylines.members(passage)
@@ -132,6 +109,17 @@ def _position_at(passage: Passage, storylines: Storylines, time: TimeReference) 
     period_end = dt.date(time.year, month, calendar.monthrange(time.year, month)[1])
     standing = [p for p in members if p.date <= period_end]
     return max(standing, key=lambda p: (p.date, p.id)) if standing else passage
+
+
+def _newer_near_tie(best: Candidate, candidates: Sequence[Candidate], storylines: Storylines) -> Passage | None:
+    """For a question about the present: the newest current position among results that match about as
+    well as the best ("when is Russia leaving?" fits a 2023 ISS-lifetime passage and Russia's 2026 one)."""
+    heads = [
+        storylines.latest(c.passage) for c in candidates[1:NEAR_TIE_WINDOW]
+        if c.score >= NEAR_TIE_MIN_SHARE * best.score and c.passage.kind != "background"
+    ]
+    newer = [p for p in heads if p.date > best.passage.date]
+    return max(newer, key=lambda p: (p.date, p.id)) if newer else None
 
 
 def _newer_same_subject(best: Candidate, candidates: Sequence[Candidate], retriever: Retriever) -> Passage | None:
@@ -146,51 +134,42 @@ def _newer_same_subject(best: Candidate, candidates: Sequence[Candidate], retrie
     return max(newer, key=lambda p: (p.date, p.id)) if newer else None
 
 
+def definition_passage(candidates: Sequence[Candidate]) -> Passage | None:
+    """For "what is X?": the best background passage near the top of the results, if one scores well."""
+    best = candidates[0].score
+    for candidate in candidates[:DEFINITION_WINDOW]:
+        if candidate.passage.kind == "background" and candidate.score >= DEFINITION_MIN_SHARE * best:
+            return candidate.passage
+    return None
+
+
 def compose_answer(
-    question: str,
-    candidates: Sequence[Candidate],
-    *,
-    k: int,
-    answered: bool,
-    retriever: Retriever,
-    storylines: Storylines,
-    time: TimeReference | None,
-    past: bool = False,
-    kb_version: str,
-    suggestion_pool: Sequence[str],
+    query: Query, verdict: Verdict, candidates: Sequence[Candidate], snapshot: Snapshot, k: int
 ) -> Answer:
-    if not answered or not candidates:
-        return Answer(
-            question=question, answered=False, lead="", passages=(), history=(),
-            suggestions=tuple(suggest(question, candidates, suggestion_pool)), kb_version=kb_version,
-        )
-    decision = choose_lead(candidates, retriever, storylines, time, past)
-    scores = {c.passage.id: c.score for c in candidates}
-    ranked = [RankedPassage(decision.lead.passage, decision.lead.score)]
-    ranked += [RankedPassage(p, scores.get(p.id, 0.0)) for p in decision.related]
+    """The answer: the lead passage verbatim, the related positions, the dated history."""
+    forced = verdict.premise_passage
+    if forced is not None and forced.kind == "background":  # the correction is general: lead with the news
+        forced = snapshot.storylines.latest(candidates[0].passage)
+    if forced is None and query.kind == "definition":
+        forced = definition_passage(candidates)
+    decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, query.time, query.past, forced=forced)
+    by_id = {c.passage.id: c for c in candidates}
+    ranked = [RankedPassage(decision.lead.passage, decision.lead.score, decision.lead.dense)]
+    ranked += [_ranked(p, by_id, snapshot) for p in decision.related]
     shown = {r.passage.id for r in ranked}
     for candidate in candidates:
         if len(ranked) >= k:
             break
         if candidate.passage.id not in shown:
-            ranked.append(RankedPassage(candidate.passage, candidate.score))
+            ranked.append(RankedPassage(candidate.passage, candidate.score, candidate.dense))
             shown.add(candidate.passage.id)
     return Answer(
-        question=question, answered=True, lead=decision.lead.passage.text, passages=tuple(ranked[:k]),
-        history=tuple(decision.history), suggestions=(), kb_version=kb_version,
+        question=query.asked, answered=True, lead=decision.lead.passage.text, passages=tuple(ranked[:k]),
+        history=tuple(decision.history), suggestions=(), kb_version=snapshot.version,
+        confidence=verdict.confidence, premise=verdict.premise,
     )
 
 
-def suggest(question: str, candidates: Sequence[Candidate], pool: Sequence[str]) -> list[str]:
-    """Up to three "did you mean" entries: the nearest passage titles, then fuzzy topic matches."""
-    suggestions: list[str] = []
-    for candidate in candidates:
-        if candidate.passage.title not in suggestions:
-            suggestions.append(candidate.passage.title)
-        if len(suggestions) >= MAX_SUGGESTIONS:
-            return suggestions
-    if question.strip() and pool:
-        for label, _, _ in process.extract(question, pool, scorer=fuzz.WRatio, limit=MAX_SUGGESTIONS):
-            if label not in suggestions:
-                suggestions.append(label)
-    return suggestions[:MAX_SUGGESTIONS]
+def _ranked(passage: Passage, by_id: dict[str, Candidate], snapshot: Snapshot) -> RankedPassage:
+    found = by_id.get(passage.id)
+    return RankedPassage(passage, found.score if found else 0.0, found.dense if found else 0.0)

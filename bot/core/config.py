@@ -1,27 +1,25 @@
-"""Settings, read from the environment and `.env` (prefix ``SPACEBOT_``, except ``DISCORD_TOKEN``)."""
+"""Engine settings, read from the environment and `.env` (prefix ``SPACEBOT_``).
+
+The Discord shell's settings extend these: :class:`bot.discord_bot.config.DiscordSettings`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
-def _parse_id_list(value: object) -> object:
-    if isinstance(value, str):
-        return [int(part) for part in value.replace(",", " ").split()]
-    return value
+class EngineSettings(BaseSettings):
+    """Everything the answer engine needs, whichever shell runs it. The README's table lists them."""
 
-
-class Settings(BaseSettings):
-    """Every setting of the bot and the engine. The README's table lists them all."""
-
+    # env_ignore_empty: `SPACEBOT_DEV_GUILD_ID=` (as in .env.example) means the default, not "".
     model_config = SettingsConfigDict(
-        env_prefix="SPACEBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SPACEBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     knowledge_dir: Path = Path("knowledge")
@@ -30,25 +28,18 @@ class Settings(BaseSettings):
     encoder: Literal["onnx", "torch"] = "onnx"  # SPACEBOT_ENCODER=torch: plain sentence-transformers
     onnx_quantize: bool = True
     top_k: int = Field(default=5, ge=1, le=20)
-    min_score: float | None = None
+    # The fitted judge (answerability, scope, premise thresholds); default: the one shipped in the package.
+    judge_model: Path | None = None
     cache_size: int = Field(default=512, ge=0)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     max_batch: int = Field(default=64, ge=1)
     log_level: str = "INFO"
 
-    discord_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token")
-    )
-    dev_guild_id: int | None = None
-    mod_role_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    cooldown_rate: int = Field(default=3, ge=1)
-    cooldown_per: float = Field(default=30.0, gt=0)
-    max_question_length: int = Field(default=500, ge=10)
-    watch_interval: float = Field(default=10.0, gt=0)
 
-    @field_validator("mod_role_ids", "shard_ids", mode="before")
-    @classmethod
-    def _split_ids(cls, value: object) -> object:
-        return _parse_id_list(value)
+def describe_settings_error(exc: ValueError) -> str:
+    """pydantic's report as one line without the values (a database URL may hold a password):
+    'top_k: Input should be a valid integer; ...'."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in errors())

@@ -1,8 +1,9 @@
 """Text encoders: normalized float32 sentence vectors.
 
 Two implementations share one protocol: :class:`TorchEncoder` (plain sentence-transformers) and the
-ONNX fast path in :mod:`bot.core.onnx_encoder`. Heavy libraries are imported only when an encoder
-is created, so ``spacebot --help`` and ``spacebot validate`` stay light.
+ONNX fast path in :mod:`bot.core.onnx_runtime` (exported by :mod:`bot.core.onnx_export`); the factory
+:func:`bot.core.encoders.load_encoder` picks one. Heavy libraries are imported only when an encoder is
+created, so ``spacebot --help`` and ``spacebot validate`` stay light.
 """
 
 from __future__ import annotations
@@ -13,19 +14,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from bot.core.errors import EncoderUnavailableError
 
-if TYPE_CHECKING:
-    from bot.core.config import Settings
-
 log = logging.getLogger(__name__)
 
 BUNDLED_PREFIX = "bundled:"
-PROGRESS_THRESHOLD = 64
 
 
 class Encoder(Protocol):
@@ -89,6 +86,15 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
+def progress_wanted(requested: bool) -> bool:
+    """Show an encoding progress bar only when asked and logging is at INFO or finer.
+
+    A bar is progress information: at the CLI's default level (WARNING) a first ``spacebot ask``
+    builds its index without drawing one, while ``-v`` and ``spacebot run`` (INFO) still show it.
+    """
+    return requested and log.isEnabledFor(logging.INFO)
+
+
 class TorchEncoder:
     """Plain sentence-transformers on torch."""
 
@@ -117,19 +123,8 @@ class TorchEncoder:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
         vectors = self._model.encode(
-            list(texts), batch_size=batch_size, show_progress_bar=progress,
+            list(texts), batch_size=batch_size, show_progress_bar=progress_wanted(progress),
             convert_to_numpy=True, normalize_embeddings=True,
         )
         return normalize_rows(vectors)
 
-
-def load_encoder(settings: Settings, *, cache_dir: Path | None = None) -> Encoder:
-    """The encoder the settings ask for; the ONNX one is exported on first use and cached."""
-    model = resolve_model(settings.embedding_model)
-    if settings.encoder == "torch":
-        log.info("loading %s on torch", model.name)
-        return TorchEncoder(model)
-    from bot.core.onnx_encoder import OnnxEncoder
-
-    cache = cache_dir or settings.index_dir / "onnx"
-    return OnnxEncoder.load_or_export(model, cache, quantize=settings.onnx_quantize)

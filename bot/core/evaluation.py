@@ -1,26 +1,20 @@
-"""The question set and its metrics: hit@1, hit@3, MRR, abstention precision and recall."""
+"""Scoring a question set, per category, with every miss named.
+
+An expected passage counts as found when the answer shows it or a newer position that supersedes it
+(the knowledge base grows; a question written against last year's head still has its answer).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
-
+from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Answer
+from bot.core.questions import Question
 
-
-@dataclass(frozen=True)
-class Question:
-    text: str
-    expect: tuple[str, ...] = ()
-    latest: str | None = None
-    source: str = ""
-
-    @property
-    def out_of_scope(self) -> bool:
-        return not self.expect
+AnswerMany = Callable[[Sequence[str], Sequence[Sequence[str]]], list[Answer]]
 
 
 @dataclass
@@ -29,100 +23,172 @@ class Miss:
     got: list[str]
     reason: str
 
+    def describe(self) -> str:
+        expected = list(self.question.expect) or self.question.category
+        where = f"[{self.question.source}] {self.question.text!r}"
+        return f"miss {where}: {self.reason}; expected {expected}, got {self.got}"
+
+
+@dataclass
+class Tally:
+    total: int = 0
+    good: int = 0
+
+    def add(self, ok: bool) -> None:
+        self.total += 1
+        self.good += ok
+
+    @property
+    def rate(self) -> float:
+        return self.good / self.total if self.total else 1.0
+
+    def __str__(self) -> str:
+        return f"{self.rate:.3f} ({self.good}/{self.total})"
+
 
 @dataclass
 class EvalReport:
-    in_scope: int = 0
-    out_of_scope: int = 0
-    hits_at_1: int = 0
-    hits_at_3: int = 0
+    hit_at_1: Tally = field(default_factory=Tally)
+    hit_at_3: Tally = field(default_factory=Tally)
     reciprocal_ranks: float = 0.0
-    latest_total: int = 0
-    latest_correct: int = 0
-    declined_correctly: int = 0
-    declined_wrongly: int = 0
+    falsely_declined: Tally = field(default_factory=Tally)
+    leads_with_latest: Tally = field(default_factory=Tally)
+    out_of_scope_declined: Tally = field(default_factory=Tally)
+    near_domain_declined: Tally = field(default_factory=Tally)
+    out_of_scope_reason_right: Tally = field(default_factory=Tally)
+    not_a_question_declined: Tally = field(default_factory=Tally)
+    not_understood_declined: Tally = field(default_factory=Tally)
+    premise_flagged: Tally = field(default_factory=Tally)
+    uncovered_not_misanswered: Tally = field(default_factory=Tally)
+    uncovered_reason_right: Tally = field(default_factory=Tally)
+    definition_hit_at_1: Tally = field(default_factory=Tally)
+    follow_up_hit_at_3: Tally = field(default_factory=Tally)
+    standalone_unchanged: Tally = field(default_factory=Tally)
     misses: list[Miss] = field(default_factory=list)
 
     @property
-    def hit_at_1(self) -> float:
-        return self.hits_at_1 / self.in_scope if self.in_scope else 0.0
-
-    @property
-    def hit_at_3(self) -> float:
-        return self.hits_at_3 / self.in_scope if self.in_scope else 0.0
-
-    @property
     def mrr(self) -> float:
-        return self.reciprocal_ranks / self.in_scope if self.in_scope else 0.0
-
-    @property
-    def abstention_recall(self) -> float:
-        """Share of out-of-scope questions that were declined."""
-        return self.declined_correctly / self.out_of_scope if self.out_of_scope else 1.0
-
-    @property
-    def abstention_precision(self) -> float:
-        """Share of declined questions that really were out of scope."""
-        declined = self.declined_correctly + self.declined_wrongly
-        return self.declined_correctly / declined if declined else 1.0
-
-    @property
-    def latest_accuracy(self) -> float:
-        return self.latest_correct / self.latest_total if self.latest_total else 1.0
+        return self.reciprocal_ranks / self.hit_at_3.total if self.hit_at_3.total else 0.0
 
     def summary_lines(self) -> list[str]:
         return [
-            f"questions: {self.in_scope} in scope, {self.out_of_scope} out of scope",
-            f"hit@1: {self.hit_at_1:.3f}   hit@3: {self.hit_at_3:.3f}   MRR: {self.mrr:.3f}",
-            f"leads with the latest position: {self.latest_correct}/{self.latest_total}",
-            f"abstention precision: {self.abstention_precision:.3f}   recall: {self.abstention_recall:.3f}",
+            f"in scope ({self.hit_at_3.total}): hit@1 {self.hit_at_1}  hit@3 {self.hit_at_3}  MRR {self.mrr:.3f}",
+            f"  falsely declined {self.falsely_declined}  leads with the latest position {self.leads_with_latest}",
+            f"out of scope declined {self.out_of_scope_declined}  near-domain {self.near_domain_declined}"
+            f"  reason out_of_scope {self.out_of_scope_reason_right}",
+            f"not a question declined {self.not_a_question_declined}"
+            f"  follow-ups without context declined {self.not_understood_declined}",
+            f"false premise flagged with the current position {self.premise_flagged}",
+            f"uncovered not mis-answered {self.uncovered_not_misanswered}"
+            f"  reason not_covered {self.uncovered_reason_right}",
+            f"definitions lead with the definition {self.definition_hit_at_1}",
+            f"follow-ups hit@3 {self.follow_up_hit_at_3}"
+            f"  standalone questions unchanged by their context {self.standalone_unchanged}",
         ]
 
 
-def load_questions(path: Path) -> list[Question]:
-    """Questions from one YAML file, or from every ``*.yaml`` file in a folder."""
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    questions: list[Question] = []
-    for file in files:
-        document = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        for entry in document.get("questions", []):
-            if entry.get("out_of_scope"):
-                questions.append(Question(str(entry["q"]), source=file.name))
-            else:
-                questions.append(Question(
-                    str(entry["q"]), tuple(entry["expect"]), entry.get("latest"), source=file.name,
-                ))
-    return questions
+class Expectations:
+    """Expected ids widened to the newer positions that supersede them."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self._newer: dict[str, set[str]] = defaultdict(set)
+        for passage in knowledge.passages.values():
+            for earlier in passage.supersedes:
+                self._newer[earlier].add(passage.id)
+
+    def widen(self, ids: Sequence[str]) -> set[str]:
+        found, frontier = set(ids), list(ids)
+        while frontier:
+            for newer in self._newer.get(frontier.pop(), ()):
+                if newer not in found:
+                    found.add(newer)
+                    frontier.append(newer)
+        return found
 
 
-def evaluate(questions: Sequence[Question], answer: Callable[[Sequence[str]], list[Answer]]) -> EvalReport:
-    """Score a question set; ``answer`` takes a batch of questions and returns their answers."""
+def evaluate(questions: Sequence[Question], answer_many: AnswerMany, knowledge: KnowledgeBase) -> EvalReport:
+    """Score a question set; ``answer_many(texts, contexts)`` answers a batch of questions."""
     report = EvalReport()
-    answers = answer([q.text for q in questions])
-    for question, result in zip(questions, answers, strict=True):
-        ranked = [r.passage.id for r in result.passages] if result.answered else []
-        if question.out_of_scope:
-            report.out_of_scope += 1
-            if result.answered:
-                report.misses.append(Miss(question, ranked[:3], "answered an out-of-scope question"))
-            else:
-                report.declined_correctly += 1
-            continue
-        report.in_scope += 1
-        if not result.answered:
-            report.declined_wrongly += 1
-        rank = next((i for i, pid in enumerate(ranked, 1) if pid in question.expect), None)
-        if rank is not None:
-            report.reciprocal_ranks += 1 / rank
-            report.hits_at_1 += rank == 1
-            report.hits_at_3 += rank <= 3
-        if rank is None or rank > 3:
-            reason = "declined" if not result.answered else "expected passage not in the top 3"
-            report.misses.append(Miss(question, ranked[:3], reason))
-        if question.latest:
-            report.latest_total += 1
-            if ranked[:1] == [question.latest]:
-                report.latest_correct += 1
-            elif rank is not None and rank <= 3:
-                report.misses.append(Miss(question, ranked[:3], f"did not lead with the latest ({question.latest})"))
+    expectations = Expectations(knowledge)
+    answers = answer_many([q.text for q in questions], [q.context for q in questions])
+    for question, answer in zip(questions, answers, strict=True):
+        _score(report, question, answer, expectations)
+    standalone = [(q, a) for q, a in zip(questions, answers, strict=True) if q.standalone and q.context]
+    alone = answer_many([q.text for q, _ in standalone], [() for _ in standalone]) if standalone else []
+    for (question, with_context), without in zip(standalone, alone, strict=True):
+        same = _gist(with_context) == _gist(without)
+        report.standalone_unchanged.add(same)
+        if not same:
+            reason = f"the context changed it (without: {_gist(without)})"
+            report.misses.append(Miss(question, [str(_gist(with_context))], reason))
     return report
+
+
+def _gist(answer: Answer) -> tuple[object, ...]:
+    """What a reader sees first: answered or the decline's reason, and the lead passage."""
+    lead = answer.passages[0].passage.id if answer.answered and answer.passages else None
+    return answer.answered, answer.decline_reason, lead
+
+
+def _score(report: EvalReport, question: Question, answer: Answer, expectations: Expectations) -> None:
+    ranked = [r.passage.id for r in answer.passages] if answer.answered else []
+    got = ranked[:3] if answer.answered else [f"declined: {answer.decline_reason}"]
+
+    def miss(reason: str) -> None:
+        report.misses.append(Miss(question, got, reason))
+
+    if question.category == "out_of_scope":
+        _tally(report.out_of_scope_declined, not answer.answered, miss, "answered an out-of-scope question")
+        if question.near:
+            report.near_domain_declined.add(not answer.answered)
+        report.out_of_scope_reason_right.add(answer.decline_reason == "out_of_scope")
+    elif question.category == "not_a_question":
+        small_talk = answer.decline_reason == "not_a_question"
+        _tally(report.not_a_question_declined, small_talk, miss, "not taken as small talk")
+    elif question.category == "not_understood":
+        _tally(report.not_understood_declined, not answer.answered, miss, "answered a follow-up with no context")
+    elif question.category == "not_covered":
+        acceptable = expectations.widen(question.acceptable)
+        fine = not answer.answered or (bool(ranked) and ranked[0] in acceptable)
+        _tally(report.uncovered_not_misanswered, fine, miss, "answered an uncovered question with another subject")
+        report.uncovered_reason_right.add(answer.decline_reason == "not_covered")
+    elif question.category == "false_premise":
+        current = expectations.widen(question.expect)
+        flagged = answer.premise is not None and bool(current & set(ranked))
+        _tally(report.premise_flagged, flagged, miss, "premise not flagged" if answer.premise is None
+               else "premise flagged without the current position")
+    elif question.category == "definition":
+        expected = expectations.widen(question.expect)
+        leads = bool(ranked) and ranked[0] in expected
+        _tally(report.definition_hit_at_1, leads, miss, "did not lead with the definition")
+    else:
+        _score_answerable(report, question, answer, ranked, expectations=expectations, miss=miss)
+
+
+def _score_answerable(
+    report: EvalReport, question: Question, answer: Answer, ranked: list[str],
+    *, expectations: Expectations, miss: Callable[[str], None],
+) -> None:
+    expected = expectations.widen(question.expect)
+    rank = next((i for i, pid in enumerate(ranked, 1) if pid in expected), None)
+    if question.context:
+        report.follow_up_hit_at_3.add(rank is not None and rank <= 3)
+    else:
+        report.hit_at_1.add(rank == 1)
+        report.hit_at_3.add(rank is not None and rank <= 3)
+        report.falsely_declined.add(not answer.answered)
+        report.reciprocal_ranks += 1 / rank if rank is not None else 0.0
+    if rank is None or rank > 3:
+        miss(f"declined ({answer.decline_reason})" if not answer.answered else "expected passage not in the top 3")
+    if question.latest:
+        latest = expectations.widen([question.latest])
+        leads = bool(ranked) and ranked[0] in latest
+        report.leads_with_latest.add(leads)
+        if not leads and rank is not None and rank <= 3:
+            miss(f"did not lead with the latest ({question.latest})")
+
+
+def _tally(tally: Tally, ok: object, miss: Callable[[str], None], reason: str) -> None:
+    tally.add(bool(ok))
+    if not ok:
+        miss(reason)

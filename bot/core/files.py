@@ -1,19 +1,30 @@
 """Durable file helpers shared by the index store and the ONNX model cache.
 
 Writes go to a temporary name and are renamed into place, so a reader sees the old content or the
-new, never a part; an exclusive ``fcntl`` lock serializes writers across processes.
+new, never a part; an exclusive file lock (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows)
+serializes writers across processes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+log = logging.getLogger(__name__)
+
+# Libraries whose versions a saved artifact (an index snapshot, an ONNX export) records or depends on.
+VERSIONED_PACKAGES = (
+    "faiss-cpu", "numpy", "sentence-transformers", "transformers", "optimum", "optimum-onnx", "onnx",
+    "onnxruntime", "torch", "tokenizers",
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -46,6 +57,9 @@ def fsync_file(path: Path) -> None:
 
 
 def fsync_dir(folder: Path) -> None:
+    """Make a rename or creation inside ``folder`` durable (Windows cannot open a folder, nor needs to)."""
+    if os.name == "nt":
+        return
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -54,15 +68,25 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_file`` (created if missing) for the duration of the block."""
+def exclusive_lock(lock_file: Path, *, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing) for the duration of the block.
+
+    Blocks until the holder releases it (or dies: the operating system drops its lock). Not
+    re-entrant: taking the same lock again inside the block waits forever. ``waiting`` is logged
+    once when another holder makes this one wait.
+    """
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if waiting:
+            log.info("%s", waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
@@ -72,3 +96,8 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return versions
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries saved artifacts depend on."""
+    return package_versions(VERSIONED_PACKAGES)

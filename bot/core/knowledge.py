@@ -1,7 +1,8 @@
 """Loading and validating the curated knowledge files (``knowledge/*.yaml``).
 
 Every problem in every file is collected and reported at once, each naming the file, the passage
-(by id, or by position when it has no usable id), the field and the reason.
+(by id, or by position when it has no usable id), the field and the reason. The format itself is
+described by the pydantic models in ``knowledge_schema``; YAML is read by ``yaml_loader``.
 """
 
 from __future__ import annotations
@@ -10,39 +11,30 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Literal
 
-import yaml
+from pydantic import ValidationError
 
+from bot.core.knowledge_checks import (
+    corrects_placement_warnings,
+    link_issues,
+    near_duplicate_warnings,
+    passage_field_issues,
+)
+from bot.core.knowledge_rules import REPOST_SHARE_LIMIT, SLUG
+from bot.core.knowledge_schema import PassageEntry, TopicHeader, error_fields
 from bot.core.models import Passage, Source, Topic, ValidationIssue
-from bot.core.text import count_sentences
+from bot.core.yaml_loader import StrictYamlError, load_yaml
 
 log = logging.getLogger(__name__)
 
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-MAX_TEXT_CHARS = 900
-MAX_SENTENCES = 5
-NEAR_DUPLICATE_RATIO = 95.0
-TOPIC_FIELDS = {"topic", "title", "passages", "examples"}
-PASSAGE_FIELDS = {"id", "title", "text", "date", "source", "tags", "aliases", "supersedes"}
-SOURCE_FIELDS = {"publisher", "title", "url"}
 SCOPE_FILE = "scope.md"
 DEFAULT_SCOPE = "Space policy: space stations, lunar programmes, space law, agencies and their plans."
-
-
-class _TextDatesLoader(yaml.SafeLoader):
-    """A safe loader that leaves dates as text, so a bad date is reported on its field, not as a crash."""
-
-
-_TextDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+MAX_MESSAGE_CHARS = 300
+MAX_LABEL_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -63,12 +55,42 @@ class KnowledgeBase:
         return len(self.passages)
 
 
+@dataclass(frozen=True)
+class KnowledgeStats:
+    """How the passages' sources stand: reposts, unchecked pages, pages not found again."""
+
+    passages: int = 0
+    reposts: int = 0
+    unchecked: int = 0
+    not_found: int = 0
+
+    @classmethod
+    def of(cls, passages: Iterable[Passage]) -> KnowledgeStats:
+        items = list(passages)
+        return cls(
+            passages=len(items),
+            reposts=sum(p.source.repost for p in items),
+            unchecked=sum(p.checked is None for p in items),
+            not_found=sum(not p.source.found for p in items),
+        )
+
+    @property
+    def repost_share(self) -> float:
+        return self.reposts / self.passages if self.passages else 0.0
+
+    def summary(self) -> str:
+        return (f"sources: {self.reposts} of {self.passages} passages ({self.repost_share:.1%}) cite a repost "
+                f"(limit {REPOST_SHARE_LIMIT:.0%}); {self.unchecked} without 'checked'; "
+                f"{self.not_found} with 'source.found: false'")
+
+
 @dataclass
 class LoadResult:
     knowledge: KnowledgeBase | None
     errors: list[ValidationIssue]
     warnings: list[ValidationIssue]
     files: int
+    stats: KnowledgeStats = field(default_factory=KnowledgeStats)  # over the passages that validated
 
     @property
     def ok(self) -> bool:
@@ -78,9 +100,9 @@ class LoadResult:
 def knowledge_hash(
     passages: Iterable[Passage], topics: Iterable[Topic], examples: Iterable[str] = (), scope: str = ""
 ) -> str:
-    """A short content hash of the whole knowledge base: its version."""
+    """A short content hash of the whole knowledge base: its version (moderators' notes included)."""
     payload = {
-        "passages": sorted((p.to_dict() for p in passages), key=lambda d: d["id"]),
+        "passages": sorted((p.to_record() for p in passages), key=lambda d: d["id"]),
         "topics": sorted([t.slug, t.title] for t in topics),
         "examples": list(examples),
         "scope": scope,
@@ -91,8 +113,7 @@ def knowledge_hash(
 
 def load_knowledge(directory: Path, *, today: dt.date | None = None) -> LoadResult:
     """Read and validate every ``*.yaml`` file in ``directory``."""
-    today = today or dt.date.today()
-    collector = _Collector(today)
+    collector = _Collector(today or dt.date.today())
     if not directory.is_dir():
         collector.error(str(directory), None, None, "knowledge directory not found")
         return LoadResult(None, collector.errors, [], 0)
@@ -101,17 +122,22 @@ def load_knowledge(directory: Path, *, today: dt.date | None = None) -> LoadResu
         collector.error(str(directory), None, None, "no *.yaml knowledge files found")
     for path in files:
         collector.read_file(path)
-    collector.check_links()
+    collector.errors.extend(link_issues(collector.passages, collector.invalid_ids()))
+    stats = KnowledgeStats.of(collector.passages.values())
     if collector.errors:
-        return LoadResult(None, collector.errors, collector.warnings, len(files))
-    collector.check_near_duplicates()
+        return LoadResult(None, collector.errors, collector.warnings, len(files), stats)
+    collector.warnings.extend(near_duplicate_warnings(collector.passages))
+    collector.warnings.extend(corrects_placement_warnings(collector.passages))
+    if stats.repost_share >= REPOST_SHARE_LIMIT:
+        collector.warn(directory.name, None, "source.repost",
+                       f"{stats.repost_share:.1%} of passages cite a repost; keep it under {REPOST_SHARE_LIMIT:.0%}")
     knowledge = KnowledgeBase(
         topics=collector.topics,
         passages=collector.passages,
         examples=tuple(collector.examples),
         scope=_read_scope(directory),
     )
-    return LoadResult(knowledge, [], collector.warnings, len(files))
+    return LoadResult(knowledge, [], collector.warnings, len(files), stats)
 
 
 def _read_scope(directory: Path) -> str:
@@ -121,6 +147,17 @@ def _read_scope(directory: Path) -> str:
         if text:
             return text
     return DEFAULT_SCOPE
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _issue(file: str, passage: str | None, field_name: str | None, message: str,
+           severity: Literal["error", "warning"]) -> ValidationIssue:
+    """An issue whose every part is short, whatever the file holds (a field name is a key the file chose)."""
+    field_name = _cap(field_name, MAX_LABEL_CHARS) if field_name else field_name
+    return ValidationIssue(file, passage, field_name, _cap(message, MAX_MESSAGE_CHARS), severity)
 
 
 class _Collector:
@@ -136,21 +173,22 @@ class _Collector:
         self._topic_files: dict[str, str] = {}
         self._id_files: dict[str, str] = {}
 
+    def invalid_ids(self) -> set[str]:
+        """Ids of passages that were found but did not validate."""
+        return set(self._id_files) - set(self.passages)
+
     def error(self, file: str, passage: str | None, field_name: str | None, message: str) -> None:
-        self.errors.append(ValidationIssue(file, passage, field_name, message))
+        self.errors.append(_issue(file, passage, field_name, message, "error"))
 
     def warn(self, file: str, passage: str | None, field_name: str | None, message: str) -> None:
-        self.warnings.append(ValidationIssue(file, passage, field_name, message, "warning"))
+        self.warnings.append(_issue(file, passage, field_name, message, "warning"))
 
     def read_file(self, path: Path) -> None:
         name = path.name
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            self.error(name, None, None, f"malformed YAML{where}: {problem}")
+            document = load_yaml(path.read_text(encoding="utf-8"))
+        except StrictYamlError as problem:
+            self.error(name, None, None, str(problem))
             return
         except (OSError, UnicodeDecodeError) as exc:
             self.error(name, None, None, f"cannot read file: {exc}")
@@ -162,192 +200,69 @@ class _Collector:
 
     def _read_topic(self, path: Path, document: dict[str, Any]) -> None:
         name = path.name
-        for unknown in sorted(set(document) - TOPIC_FIELDS):
-            self.error(name, None, str(unknown), "unknown field")
-        slug = self._required_text(name, None, "topic", document.get("topic"))
-        title = self._required_text(name, None, "title", document.get("title"))
-        if slug and not SLUG.match(slug):
-            self.error(name, None, "topic", f"'{slug}' is not a kebab-case slug")
-        elif slug and slug != path.stem:
+        header: TopicHeader | None = None
+        try:
+            header = TopicHeader.model_validate(document)
+        except ValidationError as exc:
+            for field_name, message in error_fields(exc):
+                self.error(name, None, field_name, message)
+        slug = header.topic if header else None
+        if slug and slug != path.stem:
             self.error(name, None, "topic", f"'{slug}' does not match the file name '{path.stem}'")
+            slug = None
         elif slug in self._topic_files:
             self.error(name, None, "topic", f"'{slug}' is also the topic of {self._topic_files[slug]}")
-        self.examples.extend(self._string_list(name, None, "examples", document.get("examples")))
+            slug = None
         raw_passages = document.get("passages")
-        if not isinstance(raw_passages, list) or not raw_passages:
-            self.error(name, None, "passages", "must be a non-empty list of passages")
+        if not isinstance(raw_passages, list):
             return
-        ids = [self._read_passage(path, slug or path.stem, i, raw) for i, raw in enumerate(raw_passages, 1)]
-        if slug and title:
+        topic = slug or path.stem
+        ids = [self._read_passage(path, topic, position, raw) for position, raw in enumerate(raw_passages, 1)]
+        if header and slug:
             self._topic_files[slug] = name
-            self.topics[slug] = Topic(slug, title, path, tuple(i for i in ids if i))
+            self.topics[slug] = Topic(slug, header.title, path, tuple(i for i in ids if i))
+            self.examples.extend(header.examples)
 
     def _read_passage(self, path: Path, topic: str, position: int, raw: object) -> str | None:
         name = path.name
-        label = f"#{position}"
         if not isinstance(raw, dict):
-            self.error(name, label, None, "a passage must be a mapping")
+            self.error(name, f"#{position}", None, "a passage must be a mapping")
             return None
-        passage_id = self._required_text(name, label, "id", raw.get("id"))
-        if passage_id and not SLUG.match(passage_id):
-            self.error(name, f"{label} ({passage_id})", "id", "must be kebab-case (a-z, 0-9, '-')")
-            passage_id = None
-        where = passage_id or label
-        errors_before = len(self.errors)
+        passage_id, where = _passage_label(raw.get("id"), position)
         if passage_id and passage_id in self._id_files:
             self.error(name, passage_id, "id", f"duplicate id: also defined in {self._id_files[passage_id]}")
         elif passage_id:
             self._id_files[passage_id] = name
-        for unknown in sorted(set(raw) - PASSAGE_FIELDS):
-            self.error(name, where, str(unknown), "unknown field")
-        title = self._required_text(name, where, "title", raw.get("title"))
-        text = self._read_text(name, where, raw.get("text"))
-        date = self._read_date(name, where, raw.get("date"))
-        source = self._read_source(name, where, raw.get("source"))
-        tags = self._string_list(name, where, "tags", raw.get("tags"))
-        aliases = self._string_list(name, where, "aliases", raw.get("aliases"))
-        supersedes = self._string_list(name, where, "supersedes", raw.get("supersedes"))
-        if passage_id is None or len(self.errors) > errors_before:
+        errors_before = len(self.errors)
+        entry: PassageEntry | None = None
+        try:
+            entry = PassageEntry.model_validate(raw, context={"today": self.today})
+        except ValidationError as exc:
+            for field_name, message in error_fields(exc):
+                self.error(name, where, field_name, message)
+        for field_name, message in passage_field_issues(raw):
+            self.error(name, where, field_name, message)
+        if entry is None or len(self.errors) > errors_before:
             return None
-        assert title and text and date and source  # guaranteed: each missing one added an error
-        self.passages[passage_id] = Passage(
-            id=passage_id, title=title, text=text, date=date, source=source, topic=topic, file=path,
-            tags=tuple(tags), aliases=tuple(aliases), supersedes=tuple(supersedes),
-        )
-        return passage_id
-
-    def _required_text(self, file: str, where: str | None, field_name: str, value: object) -> str | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            self.error(file, where, field_name, "missing or empty")
-            return None
-        if not isinstance(value, str):
-            self.error(file, where, field_name, f"must be text, not {type(value).__name__}")
-            return None
-        return " ".join(value.split())
-
-    def _read_text(self, file: str, where: str, value: object) -> str | None:
-        text = self._required_text(file, where, "text", value)
-        if text is None:
-            return None
-        if len(text) > MAX_TEXT_CHARS:
-            self.error(file, where, "text", f"{len(text)} characters; at most {MAX_TEXT_CHARS}")
-            return None
-        sentences = count_sentences(text)
-        if sentences > MAX_SENTENCES:
-            self.error(file, where, "text", f"{sentences} sentences; at most {MAX_SENTENCES}")
-            return None
-        return text
-
-    def _read_date(self, file: str, where: str, value: object) -> dt.date | None:
-        if value is None or value == "":
-            self.error(file, where, "date", "missing or empty")
-            return None
-        if isinstance(value, dt.datetime):
-            value = value.date()
-        if isinstance(value, str):
-            try:
-                value = dt.date.fromisoformat(value.strip())
-            except ValueError:
-                self.error(file, where, "date", f"'{value}' is not an ISO date (YYYY-MM-DD)")
-                return None
-        if not isinstance(value, dt.date):
-            self.error(file, where, "date", f"'{value}' is not an ISO date (YYYY-MM-DD)")
-            return None
-        if value > self.today:
-            self.error(file, where, "date", f"{value.isoformat()} is in the future (today is {self.today})")
-            return None
-        return value
-
-    def _read_source(self, file: str, where: str, value: object) -> Source | None:
-        if not isinstance(value, dict):
-            self.error(file, where, "source", "missing, or not a mapping of publisher, title and url")
-            return None
-        for unknown in sorted(set(value) - SOURCE_FIELDS):
-            self.error(file, where, f"source.{unknown}", "unknown field")
-        publisher = self._required_text(file, where, "source.publisher", value.get("publisher"))
-        title = self._required_text(file, where, "source.title", value.get("title"))
-        url = self._required_text(file, where, "source.url", value.get("url"))
-        if url is not None:
-            parsed = urlparse(url)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc or " " in url:
-                self.error(file, where, "source.url", f"'{url}' is not an http(s) URL")
-                url = None
-        if publisher and title and url:
-            return Source(publisher, title, url)
-        return None
-
-    def _string_list(self, file: str, where: str | None, field_name: str, value: object) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.error(file, where, field_name, "must be a list")
-            return []
-        items: list[str] = []
-        for item in value:
-            if not isinstance(item, (str, int)) or not str(item).strip():
-                self.error(file, where, field_name, f"entries must be non-empty text, got {item!r}")
-                continue
-            items.append(str(item).strip())
-        return items
-
-    def check_links(self) -> None:
-        """Every ``supersedes`` id exists, is not newer, and the links form no cycle."""
-        for passage in self.passages.values():
-            for target_id in passage.supersedes:
-                target = self.passages.get(target_id)
-                if target is None:
-                    self.error(passage.file.name, passage.id, "supersedes", f"unknown passage id '{target_id}'")
-                elif target_id == passage.id:
-                    self.error(passage.file.name, passage.id, "supersedes", "a passage cannot supersede itself")
-                elif target.date > passage.date:
-                    self.error(
-                        passage.file.name, passage.id, "supersedes",
-                        f"'{target_id}' ({target.date}) is newer than this passage ({passage.date})",
-                    )
-        for cycle in _find_cycles(self.passages):
-            first = self.passages[cycle[0]]
-            self.error(first.file.name, first.id, "supersedes", "cycle: " + " -> ".join([*cycle, cycle[0]]))
-
-    def check_near_duplicates(self) -> None:
-        from rapidfuzz import fuzz, process
-
-        passages = list(self.passages.values())
-        if len(passages) < 2:
-            return
-        texts = [p.text for p in passages]
-        scores = process.cdist(texts, texts, scorer=fuzz.ratio, score_cutoff=NEAR_DUPLICATE_RATIO, workers=1)
-        for i, j in zip(*scores.nonzero(), strict=True):
-            if i < j:
-                a, b = passages[i], passages[j]
-                self.warn(
-                    a.file.name, a.id, "text",
-                    f"near-duplicate of {b.id} in {b.file.name} (similarity {scores[i, j]:.0f})",
-                )
+        self.passages[entry.id] = _passage(entry, topic, path)
+        return entry.id
 
 
-def _find_cycles(passages: Mapping[str, Passage]) -> list[list[str]]:
-    """Each distinct ``supersedes`` cycle once, as the list of ids along it."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    cycles: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
+def _passage_label(raw_id: object, position: int) -> tuple[str | None, str]:
+    """(the id if it is usable, how issues name the passage): its id, else its position ``#n``."""
+    if isinstance(raw_id, str) and SLUG.match(raw_id.strip()):
+        return raw_id.strip(), raw_id.strip()
+    if isinstance(raw_id, (str, int)) and str(raw_id).strip():
+        return None, f"#{position} ({_cap(str(raw_id).strip(), MAX_LABEL_CHARS)})"
+    return None, f"#{position}"
 
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in passages[node].supersedes:
-            if nxt not in passages or nxt == node:
-                continue
-            if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):]
-                if frozenset(cycle) not in seen:
-                    seen.add(frozenset(cycle))
-                    cycles.append(list(cycle))
-            elif state.get(nxt) is None:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
 
-    for start in passages:
-        if start not in state:
-            visit(start, [])
-    return cycles
+def _passage(entry: PassageEntry, topic: str, path: Path) -> Passage:
+    source = entry.source
+    return Passage(
+        id=entry.id, title=entry.title, text=entry.text, date=entry.date,
+        source=Source(source.publisher, source.title, source.url, found=source.found, repost=source.repost),
+        topic=topic, file=path, tags=tuple(entry.tags), aliases=tuple(entry.aliases),
+        supersedes=tuple(entry.supersedes), kind=entry.kind, corrects=tuple(entry.corrects),
+        checked=entry.checked, note=entry.note,
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+PassageKind = Literal["event", "plan", "proposal", "background"]
 
 
 @dataclass(frozen=True)
@@ -13,9 +15,12 @@ class Source:
     publisher: str
     title: str
     url: str
+    found: bool = True  # False: the page could not be found again (the passage's note names a corroborating one)
+    repost: bool = False  # a repost, aggregator or proxy rather than the outlet that published the report
 
-    def to_dict(self) -> dict[str, str]:
-        return {"publisher": self.publisher, "title": self.title, "url": self.url}
+    def to_dict(self) -> dict[str, Any]:
+        return {"publisher": self.publisher, "title": self.title, "url": self.url, "found": self.found,
+                "repost": self.repost}
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,10 @@ class Passage:
     tags: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     supersedes: tuple[str, ...] = ()
+    kind: PassageKind = "event"
+    corrects: tuple[str, ...] = ()  # common misbeliefs this passage corrects, one sentence each
+    checked: dt.date | None = None  # when the cited page was last read and found to state the facts
+    note: str | None = None  # for moderators only: never in to_dict(), never shown to users
 
     @property
     def embedded_text(self) -> str:
@@ -47,7 +56,14 @@ class Passage:
             "tags": list(self.tags),
             "aliases": list(self.aliases),
             "supersedes": list(self.supersedes),
+            "kind": self.kind,
+            "corrects": list(self.corrects),
+            "checked": self.checked.isoformat() if self.checked else None,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything about the passage, the moderators' note included: for hashing and storing, not showing."""
+        return {**self.to_dict(), "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -95,11 +111,34 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class RankedPassage:
+    """A passage as ranked for one question.
+
+    ``score`` is the fused retrieval score (weighted reciprocal-rank fusion of the dense, BM25 and
+    alias rankings): it orders passages for one question and is not comparable across questions.
+    ``cosine`` is the dense cosine similarity between the question and the passage.
+    """
+
     passage: Passage
     score: float
+    cosine: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.passage.to_dict(), "score": round(self.score, 4)}
+        return {**self.passage.to_dict(), "score": round(self.score, 4), "cosine": round(self.cosine, 4)}
+
+
+DeclineReason = Literal["not_a_question", "out_of_scope", "not_covered", "not_understood"]
+
+
+@dataclass(frozen=True)
+class Premise:
+    """A presupposition of the question that the knowledge base contradicts, as of a date."""
+
+    holds: bool
+    note: str
+    as_of: dt.date
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"holds": self.holds, "note": self.note, "as_of": self.as_of.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -112,6 +151,11 @@ class Answer:
     suggestions: tuple[str, ...]
     kb_version: str
     latency_ms: float = 0.0
+    decline_reason: DeclineReason | None = None
+    message: str = ""  # a decline's explanation, shown as it is by every shell
+    confidence: float = 0.0  # calibrated probability that the lead passage answers the question
+    premise: Premise | None = None
+    context_used: str | None = None  # the earlier question a follow-up drew on
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON contract of ``spacebot ask --json``."""
@@ -122,6 +166,11 @@ class Answer:
             "passages": [ranked.to_dict() for ranked in self.passages],
             "history": [passage.to_dict() for passage in self.history],
             "suggestions": list(self.suggestions),
+            "decline_reason": self.decline_reason,
+            "message": self.message,
+            "confidence": round(self.confidence, 4),
+            "premise": self.premise.to_dict() if self.premise else None,
+            "context_used": self.context_used,
             "kb_version": self.kb_version,
             "latency_ms": round(self.latency_ms, 3),
         }
@@ -163,4 +212,3 @@ class EngineStatus:
     last_reload_at: dt.datetime | None
     last_reload_by: str | None
     median_latency_ms: float | None
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -18,6 +19,9 @@ from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Passage
 from bot.core.text import TimeReference, tokenize
 from bot.core.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from bot.core.understand import Query
 
 STOPWORDS = frozenset(
     [
@@ -55,10 +59,14 @@ BM25_B = 0.75
 
 @dataclass(frozen=True)
 class Candidate:
+    """One ranked passage: ``score`` is the fused RRF score, ``dense`` the question-passage cosine."""
+
     row: int
     passage: Passage
     score: float
     dense: float
+    dense_rank: int | None = None  # 1-based rank in the dense ranking, None when not in its pool
+    lexical_rank: int | None = None  # 1-based rank in the BM25 ranking, None when no query word matched
 
 
 class LexicalIndex:
@@ -68,9 +76,11 @@ class LexicalIndex:
         self.dictionary = dictionary
         self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self._lengths = np.zeros(len(passages), dtype=np.float32)
+        self.row_terms: list[frozenset[str]] = []
         for row, passage in enumerate(passages):
             fields = [passage.title, passage.title, passage.text, *passage.aliases, *passage.tags]
             terms = [t for t in tokenize(" ".join(fields)) if t not in STOPWORDS]
+            self.row_terms.append(frozenset(terms))
             self._lengths[row] = len(terms)
             for term, count in Counter(terms).items():
                 self._postings[term].append((row, count))
@@ -94,6 +104,7 @@ class LexicalIndex:
         return table
 
     def idf(self, term: str) -> float:
+        """BM25's inverse document frequency; a word the knowledge base never uses gets the highest."""
         frequency = len(self._postings.get(term, ()))
         return math.log(1 + (self._count - frequency + 0.5) / (frequency + 0.5))
 
@@ -211,12 +222,24 @@ class Retriever:
             similarities = self.vectors.vectors[missing] @ query_vector.ravel()
             dense_score.update(zip(missing, similarities.tolist(), strict=True))
         ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [Candidate(row, self.passages[row], score, dense_score[row]) for row, score in ordered]
+        dense_rank = {row: rank for rank, row in enumerate(dense_rows, start=1)}
+        lexical_rank = {row: rank for rank, row in enumerate(lexical_rows, start=1)}
+        return [
+            Candidate(row, self.passages[row], score, dense_score[row], dense_rank.get(row), lexical_rank.get(row))
+            for row, score in ordered
+        ]
 
     def similarity(self, a: Passage, b: Passage) -> float:
         va = self.vectors.vectors[self.row_of[a.id]]
         vb = self.vectors.vectors[self.row_of[b.id]]
         return float(va @ vb)
+
+
+def retrieve(retriever: Retriever, query: Query, vector: np.ndarray | None, k: int) -> list[Candidate]:
+    """Stage 2: the fused candidates for an understood question (none without a question vector)."""
+    if vector is None:
+        return []
+    return retriever.search(vector, query.text, limit=max(k * 3, 15), time=query.time)
 
 
 def matches_time(passage: Passage, time: TimeReference) -> bool:

@@ -25,11 +25,12 @@ MONTHS = {
     for name in names
 }
 _TIME_REFERENCE = re.compile(
-    r"\b(?:in|during|as of|back in|around|from|since|early|late|mid|of|at the (?:start|end) of)"
+    r"\b(?:in|during|as of|back in|around|from|early|late|mid|of|at the (?:start|end) of)"
     r"[\s-]+(?:(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+)?"
     r"(?P<year>(?:19|20)\d\d)\b",
     re.IGNORECASE,
 )
+_SINCE = re.compile(r"\b(?:since|ever since|after)\s+(?:(?:[a-z]+\.?)\s+)?(?:19|20)\d\d\b", re.IGNORECASE)
 _BARE_MONTH_YEAR = re.compile(
     r"\b(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+(?P<year>(?:19|20)\d\d)\b",
     re.IGNORECASE,
@@ -77,7 +78,9 @@ class TimeReference:
 
 
 def find_time_reference(question: str) -> TimeReference | None:
-    """The period a question asks about ("in July 2022", "back in 2021"), if any."""
+    """The period a question asks about ("in July 2022", "back in 2021"), if any. "Since 2020" asks
+    about everything from then to now, so it names no period."""
+    question = _SINCE.sub(" ", question)
     match = _TIME_REFERENCE.search(question) or _BARE_MONTH_YEAR.search(question)
     if not match:
         return None

@@ -1,4 +1,8 @@
-"""The bot client: minimal intents, no pings, cogs loaded in ``setup_hook``, engine loaded off the loop."""
+"""The bot client: minimal intents, no pings, cogs loaded in ``setup_hook``, engine loaded off the loop.
+
+If the engine cannot be loaded the bot closes itself (``engine_error`` says why), so a supervisor
+restarts the process instead of it answering every question with an error.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,15 @@ from typing import Any, TypeVar
 import discord
 from discord.ext import commands
 
-from bot.core.config import Settings
 from bot.core.engine import Engine
 from bot.core.models import Suggestion
+from bot.discord_bot.config import DiscordSettings
 from bot.discord_bot.cooldown import UserCooldown
 from bot.discord_bot.errors import EngineUnavailable, SpaceTree
 
 log = logging.getLogger(__name__)
 
-EngineLoader = Callable[[Settings], Engine]
+EngineLoader = Callable[[DiscordSettings], Engine]
 R = TypeVar("R")
 
 DEFAULT_COGS: tuple[str, ...] = (
@@ -27,8 +31,35 @@ DEFAULT_COGS: tuple[str, ...] = (
     "bot.discord_bot.cogs.source",
     "bot.discord_bot.cogs.topics",
     "bot.discord_bot.cogs.kb",
+    "bot.discord_bot.cogs.index_watch",
     "bot.discord_bot.cogs.shards",
 )
+
+#: Autocomplete matches at most this much of what the user typed: Discord shows choices of at most
+#: 100 characters, and fuzzy matching a 6000-character option value would take a second of CPU.
+AUTOCOMPLETE_INPUT_LIMIT = 100
+
+VOICE_WARNING = "voice will NOT be supported"
+
+
+class _VoiceWarningsToDebug(logging.Filter):
+    """discord.py warns at every start that PyNaCl and davey (voice) are missing; this bot has no
+    voice, so those two records are demoted to DEBUG: shown only when the log level is DEBUG.
+    Every other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or VOICE_WARNING not in record.getMessage():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # Handlers usually have no level of their own (basicConfig sets the root logger's): decide here.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_voice_warnings() -> None:
+    """Install the filter on ``discord.client`` (once; it lives as long as the process)."""
+    logger = logging.getLogger("discord.client")
+    if not any(isinstance(f, _VoiceWarningsToDebug) for f in logger.filters):
+        logger.addFilter(_VoiceWarningsToDebug())
 
 
 def default_intents() -> discord.Intents:
@@ -40,7 +71,7 @@ def default_intents() -> discord.Intents:
     return intents
 
 
-def open_engine(settings: Settings) -> Engine:
+def open_engine(settings: DiscordSettings) -> Engine:
     """The default engine loader (blocking: run it in a thread)."""
     return Engine.open(settings)
 
@@ -49,12 +80,13 @@ class SpaceBotBase(commands.Bot):
     """Shared behaviour of :class:`SpaceBot` and :class:`ShardedSpaceBot`.
 
     Give it either a ready ``engine`` or an ``engine_loader`` (called in a thread from
-    ``setup_hook``); commands that arrive before the engine is ready wait for it.
+    ``setup_hook``); commands that arrive before the engine is ready wait for it. If the loader
+    raises, the bot keeps the exception in ``engine_error`` and closes.
     """
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DiscordSettings,
         *,
         engine_loader: EngineLoader | None = open_engine,
         engine: Engine | None = None,
@@ -62,6 +94,7 @@ class SpaceBotBase(commands.Bot):
         sync_dev_guild: bool = True,
         **options: Any,
     ) -> None:
+        quiet_voice_warnings()  # before discord.Client.__init__, which logs them
         options.setdefault("intents", default_intents())
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(
@@ -73,6 +106,8 @@ class SpaceBotBase(commands.Bot):
         self.settings = settings
         self.cooldown = UserCooldown(settings.cooldown_rate, settings.cooldown_per)
         self.engine_ready = asyncio.Event()
+        self.engine_error: Exception | None = None
+        self._setup_done = asyncio.Event()
         self._engine: Engine | None = engine
         self._engine_loader = engine_loader
         self._engine_task: asyncio.Task[None] | None = None
@@ -86,10 +121,13 @@ class SpaceBotBase(commands.Bot):
     async def setup_hook(self) -> None:
         if self._engine is None and self._engine_loader is not None:
             self._engine_task = asyncio.create_task(self._load_engine(), name="spacebot-engine-load")
-        for name in self._cog_names:
-            await self._load_cog(name)
-        if self._sync_dev_guild and self.settings.dev_guild_id:
-            await self._sync_to_dev_guild(self.settings.dev_guild_id)
+        try:
+            for name in self._cog_names:
+                await self._load_cog(name)
+            if self._sync_dev_guild and self.settings.dev_guild_id:
+                await self._sync_to_dev_guild(self.settings.dev_guild_id)
+        finally:
+            self._setup_done.set()
 
     async def _load_cog(self, name: str) -> None:
         try:
@@ -113,12 +151,17 @@ class SpaceBotBase(commands.Bot):
         started = time.perf_counter()
         try:
             self._engine = await asyncio.to_thread(self._engine_loader, self.settings)
-        except Exception:
-            log.exception("the answer engine failed to load; questions will get an error")
-        else:
-            log.info("answer engine ready in %.1f s", time.perf_counter() - started)
-        finally:
+        except Exception as exc:
+            # The runner reports it in one line; the traceback is for whoever asks for DEBUG.
+            log.debug("the answer engine failed to load", exc_info=True)
+            self.engine_error = exc
             self.engine_ready.set()
+            await self._setup_done.wait()  # closing mid-setup would fail the dev-guild sync instead
+            if not self.is_closed():
+                await self.close()
+            return
+        log.info("answer engine ready in %.1f s", time.perf_counter() - started)
+        self.engine_ready.set()
 
     # -- the engine -------------------------------------------------------------------------
     @property
@@ -135,22 +178,24 @@ class SpaceBotBase(commands.Bot):
         return self._engine
 
     async def in_thread(self, func: Callable[..., R], /, *args: Any) -> R:
-        """Run a blocking engine call off the event loop."""
+        """Run a blocking engine call off the event loop (in the default pool)."""
         return await asyncio.to_thread(func, *args)
 
-    async def suggestions(self, text: str, limit: int = 25) -> list[Suggestion]:
+    def suggestions(self, text: str, limit: int = 25) -> list[Suggestion]:
         """Autocomplete entries; empty while the engine loads or if it fails (logged).
 
         Autocomplete must answer within 3 s and cannot show an error to the user, so this never
-        waits for the engine and never raises.
+        waits for the engine and never raises. It runs on the event loop: fuzzy matching a short
+        input against a few hundred labels takes about two milliseconds, and no thread pool (the
+        engine's, busy with batches and reloads, or the default one) can make it wait.
         """
         engine = self._engine
         if engine is None:
             return []
         try:
-            return await asyncio.to_thread(engine.suggest, text, limit)
+            return engine.suggest(text[:AUTOCOMPLETE_INPUT_LIMIT], limit)
         except Exception:
-            log.exception("autocomplete suggestions failed for %r", text[:100])
+            log.exception("autocomplete suggestions failed for %r", text[:AUTOCOMPLETE_INPUT_LIMIT])
             return []
 
     # -- events -----------------------------------------------------------------------------
@@ -163,9 +208,10 @@ class SpaceBotBase(commands.Bot):
     # -- shutdown ---------------------------------------------------------------------------
     async def close(self) -> None:
         await super().close()
-        if self._engine_task is not None and not self._engine_task.done():
+        loading = self._engine_task
+        if loading is not None and not loading.done() and loading is not asyncio.current_task():
             log.info("waiting for the engine to finish loading before shutting down")
-            await asyncio.gather(self._engine_task, return_exceptions=True)
+            await asyncio.gather(loading, return_exceptions=True)
         engine, self._engine = self._engine, None
         if engine is not None:
             await asyncio.to_thread(engine.close)
@@ -180,7 +226,7 @@ class ShardedSpaceBot(SpaceBotBase, commands.AutoShardedBot):
     """Runs ``settings.shard_ids`` (or all) of ``settings.shard_count`` shards in this process."""
 
 
-def create_bot(settings: Settings, **kwargs: Any) -> SpaceBotBase:
+def create_bot(settings: DiscordSettings, **kwargs: Any) -> SpaceBotBase:
     """A :class:`ShardedSpaceBot` when ``shard_count`` is set, else a :class:`SpaceBot`."""
     if settings.shard_count:
         kwargs.setdefault("shard_count", settings.shard_count)

@@ -32,6 +32,32 @@ OK_COLOUR: Final = discord.Colour.green()
 FAIL_COLOUR: Final = discord.Colour.red()
 
 DECLINED_TITLE: Final = "I only answer space-policy questions, and found nothing close"
+#: One title per decline reason (``Answer.decline_reason``); DECLINED_TITLE when there is none.
+DECLINE_TITLES: Final[dict[str, str]] = {
+    "not_a_question": "Hi! Ask me a space-policy question",
+    "out_of_scope": "That's not something I cover: I answer space-policy questions",
+    "not_covered": "Not covered yet",
+    "not_understood": "Please ask your question in full",
+}
+#: Shown when a decline comes without the engine's explanation (``Answer.message``).
+DECLINE_FALLBACKS: Final[dict[str, str]] = {
+    "not_a_question": "I answer space-policy questions from a curated, dated and cited knowledge base.",
+    "not_covered": "My knowledge base does not cover that yet, so I won't guess.",
+    "not_understood": "I'm not sure what that follows up on: please ask the whole question.",
+}
+SUGGESTION_HEADINGS: Final[dict[str, str]] = {
+    "not_a_question": "Try asking:",
+    "out_of_scope": "Questions I can answer:",
+    "not_covered": "Nearest topics I cover:",
+}
+DEFAULT_SUGGESTION_HEADING: Final = "Did you mean:"
+TOPICS_HINT: Final = "Use `/topics` to see everything I cover."
+PREMISE_LIMIT: Final = 1000
+EXPLANATION_LIMIT: Final = 2000
+FOLLOW_UP_PREFIX: Final = "Following up on: "
+FOLLOW_UP_LIMIT: Final = 200
+#: The last part of an answer's footer; an embed with it is an answer whose title is the question.
+SOURCE_HINT: Final = "/source <id> shows a passage in full"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -119,23 +145,60 @@ def history_lines(history: Sequence[Passage], limit: int = FIELD_VALUE_LIMIT) ->
     return truncate(lines[0], limit) if lines else ""
 
 
-def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
-    """The reply to a question: the lead with source markers, sources, earlier positions.
+def premise_line(answer: Answer) -> str:
+    """The correction of a false premise, in bold, or "" (it goes first, above the lead)."""
+    if answer.premise is None or not answer.premise.note.strip():
+        return ""
+    note = truncate(" ".join(answer.premise.note.split()), PREMISE_LIMIT)
+    return f"**{discord.utils.escape_markdown(note)}**\n\n"
 
-    Within the 6000-character total, the title, footer, first source and earlier positions are
-    kept; the lead gets what is left (it is short in practice), then further sources while they fit.
+
+def follow_up_line(answer: Answer) -> str:
+    """"-# Following up on: <earlier question>" in Discord's small print, or "" when the question
+    stood on its own (it goes first, above the premise note and the lead)."""
+    earlier = " ".join((answer.context_used or "").split())
+    if not earlier:
+        return ""
+    return f"-# {FOLLOW_UP_PREFIX}{discord.utils.escape_markdown(truncate(earlier, FOLLOW_UP_LIMIT))}\n"
+
+
+def asked_question(embed: discord.Embed) -> str | None:
+    """The question an answer embed answers (its title), or None for any other embed.
+
+    Lets a reply to an answer the bot no longer remembers (after a restart) still follow up on it.
+    """
+    footer = embed.footer.text or ""
+    title = (embed.title or "").strip()
+    return title if title and footer.endswith(SOURCE_HINT) else None
+
+
+def answer_footer(answer: Answer) -> str:
+    parts = [f"Knowledge base {answer.kb_version}"]
+    if answer.confidence > 0:
+        parts.append(f"confidence {answer.confidence:.2f}")
+    parts.append(SOURCE_HINT)
+    return truncate(" · ".join(parts), 256)
+
+
+def answer_embed(answer: Answer, *, scope: str) -> discord.Embed:
+    """The reply to a question: a premise correction if any, the lead with source markers, sources,
+    earlier positions.
+
+    Within the 6000-character total, the title, footer, premise note, first source and earlier
+    positions are kept; the lead gets what is left (it is short in practice), then further sources
+    while they fit.
     """
     if not answer.answered or not answer.passages:
         return declined_embed(answer, scope=scope)
     title = truncate(answer.question, TITLE_LIMIT) or "Answer"
-    footer = truncate(f"Knowledge base {answer.kb_version} · /source <id> shows a passage in full", 256)
+    footer = answer_footer(answer)
     sources = [_source_field(number, ranked.passage) for number, ranked in enumerate(answer.passages, start=1)]
     history = ("Earlier positions", truncate(history_lines(answer.history), FIELD_VALUE_LIMIT))
     kept = [sources[0], history] if answer.history else [sources[0]]
     fixed = len(title) + len(footer) + sum(len(name) + len(value) for name, value in kept)
-    markers = " [1]"
-    room = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - fixed) - len(markers)
-    description = truncate(answer.lead, room) + markers
+    premise, markers = follow_up_line(answer) + premise_line(answer), " [1]"
+    room = min(DESCRIPTION_LIMIT, TOTAL_LIMIT - fixed) - len(premise) - len(markers)
+    description = premise + truncate(answer.lead, room) + markers
     budget = TOTAL_LIMIT - fixed - len(description)
     fields = [sources[0]]
     for name, value in sources[1 : FIELD_LIMIT - len(kept) + 1]:
@@ -158,15 +221,24 @@ def _source_field(number: int, passage: Passage) -> tuple[str, str]:
     return name, value
 
 
+def decline_title(answer: Answer) -> str:
+    return DECLINE_TITLES.get(answer.decline_reason or "", DECLINED_TITLE)
+
+
 def declined_embed(answer: Answer, *, scope: str) -> discord.Embed:
-    """The polite refusal: what the bot covers, and up to three "did you mean" suggestions."""
-    parts = [scope.strip()] if scope.strip() else []
+    """A decline, titled by its reason: the engine's explanation (or, without one, what the bot
+    covers), up to three suggestions (example questions or the nearest topics) and the /topics hint."""
+    reason = answer.decline_reason
+    explanation = answer.message.strip() or DECLINE_FALLBACKS.get(reason or "", "") or scope.strip()
+    parts = [follow_up_line(answer).strip(), premise_line(answer).strip(), truncate(explanation, EXPLANATION_LIMIT)]
     if answer.suggestions:
         tips = "\n".join(f"• {truncate(s, 300)}" for s in answer.suggestions[:3])
-        parts.append(f"**Did you mean:**\n{tips}")
+        parts.append(f"**{SUGGESTION_HEADINGS.get(reason or '', DEFAULT_SUGGESTION_HEADING)}**\n{tips}")
+    if "/topics" not in explanation:
+        parts.append(TOPICS_HINT)
     embed = discord.Embed(
-        title=DECLINED_TITLE,
-        description="\n\n".join(parts) or None,
+        title=decline_title(answer),
+        description="\n\n".join(part for part in parts if part) or None,
         colour=DECLINED_COLOUR,
     )
     if answer.kb_version:

@@ -59,13 +59,6 @@ class SpaceTree(app_commands.CommandTree):
         if isinstance(original, NotModerator):
             await send_private(interaction, "Only moderators can do that: you need Manage Server or a moderator role.")
             return
-        if isinstance(original, app_commands.NoPrivateMessage):
-            await send_private(interaction, "That command only works in a server.")
-            return
-        if isinstance(original, app_commands.CommandOnCooldown):
-            wait = max(1, round(original.retry_after))
-            await send_private(interaction, f"Slow down a little: try again in {wait} s.")
-            return
         if isinstance(original, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
             # Discord still shows a command this version of the bot changed or dropped.
             log.warning("stale command %r used: run `spacebot sync` (%s)", _command_name(interaction), original)

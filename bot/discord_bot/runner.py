@@ -1,7 +1,9 @@
 """Entry points for the CLI: ``spacebot run`` -> :func:`run_bot`, ``spacebot sync`` -> :func:`sync_commands`.
 
 Both return a process exit code. A missing or rejected token is one line on stderr and exit code 2;
-the token itself is never printed or logged.
+the token itself is never printed or logged. An engine that cannot be loaded (knowledge files that
+do not validate with no saved index to serve, a model that cannot be loaded) is one line on stderr
+and exit code 1, so a supervisor restarts the bot rather than keeping it connected and useless.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.core.config import Settings
 from bot.discord_bot.client import SpaceBotBase, create_bot
+from bot.discord_bot.config import DiscordSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,27 @@ EXIT_BAD_TOKEN = 2
 
 MISSING_TOKEN = "error: no Discord bot token: set DISCORD_TOKEN (see docs/discord-setup.md)"
 REJECTED_TOKEN = "error: Discord rejected the bot token in DISCORD_TOKEN; reset it in the Developer Portal"
+ENGINE_FAILED = "error: the answer engine failed to load: "
+REASON_LIMIT = 400
 
 
-def _token(settings: Settings) -> str | None:
+class EngineLoadError(Exception):
+    """The bot closed because its engine could not be loaded; the message is one line."""
+
+
+def engine_failure_reason(exc: BaseException) -> str:
+    """Why the engine did not load, in one line: the exception's message, and for knowledge errors
+    the first problem and where to see them all."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    issues = getattr(exc, "issues", None)
+    if issues:
+        reason += f" (first: {' '.join(str(issues[0]).split())}); run `spacebot validate` to see them all"
+    if len(reason) > REASON_LIMIT:
+        reason = reason[: REASON_LIMIT - 1] + "…"
+    return reason
+
+
+def _token(settings: DiscordSettings) -> str | None:
     if settings.discord_token is None:
         return None
     token = settings.discord_token.get_secret_value().strip()
@@ -41,7 +61,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _configure_logging(settings: Settings) -> None:
+def _configure_logging(settings: DiscordSettings) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -49,8 +69,9 @@ def _configure_logging(settings: Settings) -> None:
         )
 
 
-def run_bot(settings: Settings, **bot_options: Any) -> int:
-    """Run the bot until SIGTERM or Ctrl-C; then close the gateway, the HTTP session and the engine."""
+def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
+    """Run the bot until SIGTERM or Ctrl-C (exit 0) or until its engine fails to load (exit 1); then
+    close the gateway, the HTTP session and the engine."""
     token = _token(settings)
     if token is None:
         return _fail(MISSING_TOKEN, EXIT_BAD_TOKEN)
@@ -63,13 +84,20 @@ def run_bot(settings: Settings, **bot_options: Any) -> int:
         return _fail("error: Discord refused an intent this bot did not expect to need", EXIT_FAILURE)
     except (discord.GatewayNotFound, aiohttp.ClientConnectionError) as exc:
         return _fail(f"error: cannot reach Discord: {exc}", EXIT_FAILURE)
+    except EngineLoadError as exc:
+        return _fail(f"{ENGINE_FAILED}{exc}", EXIT_FAILURE)
     except KeyboardInterrupt:
         log.info("interrupted")
     return EXIT_OK
 
 
-async def _run(settings: Settings, token: str, bot_options: dict[str, Any], stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (SIGINT/SIGTERM set it) or the connection ends for good."""
+async def _run(
+    settings: DiscordSettings, token: str, bot_options: dict[str, Any], stop: asyncio.Event | None = None
+) -> None:
+    """Run until ``stop`` is set (SIGINT/SIGTERM set it) or the connection ends for good.
+
+    Raises :class:`EngineLoadError` if the bot closed because its engine could not be loaded.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -85,6 +113,8 @@ async def _run(settings: Settings, token: str, bot_options: dict[str, Any], stop
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+    if bot.engine_error is not None:
+        raise EngineLoadError(engine_failure_reason(bot.engine_error))
     log.info("bot stopped")
 
 
@@ -100,7 +130,7 @@ async def _run_until_stopped(bot: SpaceBotBase, token: str, stop: asyncio.Event)
     await runner  # re-raises LoginFailure and friends
 
 
-def sync_commands(settings: Settings, guild_id: int | None) -> int:
+def sync_commands(settings: DiscordSettings, guild_id: int | None) -> int:
     """Publish the slash commands: to one guild (instant) or globally (may take up to an hour)."""
     token = _token(settings)
     if token is None:
@@ -120,7 +150,7 @@ def sync_commands(settings: Settings, guild_id: int | None) -> int:
     return EXIT_OK
 
 
-async def _sync(settings: Settings, token: str, guild_id: int | None) -> int:
+async def _sync(settings: DiscordSettings, token: str, guild_id: int | None) -> int:
     bot = create_bot(settings, engine_loader=None, sync_dev_guild=False)
     async with bot:
         await bot.login(token)  # runs setup_hook: the cogs register their commands

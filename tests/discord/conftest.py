@@ -21,13 +21,15 @@ import yarl
 from discord_harness import ErrorLog, Harness, make_settings, running_bot
 from fake_discord import MOD_ROLE_ID, FakeDiscord, FakeUser
 
-from bot.core.config import Settings
-from bot.core.embedding import Encoder, load_encoder
+from bot.core.config import EngineSettings
+from bot.core.embedding import Encoder
+from bot.core.encoders import load_encoder
 from bot.core.engine import Engine
+from bot.discord_bot.config import DiscordSettings
 
 REPO = Path(__file__).resolve().parents[2]
 # A few real topic files: enough for answers with sources and history, small enough to index fast.
-KNOWLEDGE_FILES = ("russia-iss.yaml", "iss-deorbit.yaml", "space-debris.yaml")
+KNOWLEDGE_FILES = ("russia-iss.yaml", "iss-deorbit.yaml", "space-debris.yaml", "scope.md")
 
 
 # -- failure detectors --------------------------------------------------------------------------
@@ -66,7 +68,7 @@ def encoder(request: pytest.FixtureRequest) -> Encoder:
     try:
         encoder: Encoder = request.getfixturevalue("real_encoder")
     except pytest.FixtureLookupError:
-        encoder = load_encoder(Settings(_env_file=None, encoder="torch"))  # type: ignore[call-arg]
+        encoder = load_encoder(EngineSettings(_env_file=None, encoder="torch"))  # type: ignore[call-arg]
     gc.freeze()  # the model's objects live all session: keep the per-test gc.collect() fast
     return encoder
 
@@ -92,12 +94,12 @@ def kb_dir(tmp_path: Path, built_kb: Path) -> Path:
 
 
 @pytest.fixture
-def settings(kb_dir: Path) -> Settings:
+def settings(kb_dir: Path) -> DiscordSettings:
     return make_settings(kb_dir)
 
 
 @pytest.fixture
-async def engine(settings: Settings, encoder: Encoder) -> AsyncIterator[Engine]:
+async def engine(settings: DiscordSettings, encoder: Encoder) -> AsyncIterator[Engine]:
     engine = await asyncio.to_thread(Engine.open, settings, encoder)
     yield engine
     engine.close()
@@ -145,11 +147,11 @@ def curator() -> FakeUser:
 
 
 @pytest.fixture
-async def harness(fake_discord: FakeDiscord, settings: Settings, engine: Engine) -> AsyncIterator[Harness]:
+async def harness(fake_discord: FakeDiscord, settings: DiscordSettings, engine: Engine) -> AsyncIterator[Harness]:
     async with running_bot(fake_discord, settings, engine=engine) as harness:
         yield harness
 
 
 @pytest.fixture
-def cooldown_settings(kb_dir: Path) -> Settings:
+def cooldown_settings(kb_dir: Path) -> DiscordSettings:
     return make_settings(kb_dir, cooldown_rate=2, cooldown_per=60.0)

@@ -13,8 +13,8 @@ from typing import Any
 
 from fake_discord import APP_ID, GUILD_ID, MOD_ROLE_ID, FakeDiscord, FakeUser, Recorded
 
-from bot.core.config import Settings
 from bot.discord_bot.client import SpaceBotBase, create_bot
+from bot.discord_bot.config import DiscordSettings
 
 QUESTION = "When is Russia leaving the ISS?"
 
@@ -36,7 +36,7 @@ class ErrorLog(logging.Handler):
         return taken
 
 
-def make_settings(root: Path, **overrides: Any) -> Settings:
+def make_settings(root: Path, **overrides: Any) -> DiscordSettings:
     values: dict[str, Any] = {
         "knowledge_dir": root / "knowledge",
         "index_dir": root / "index",
@@ -50,7 +50,7 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
         "batch_wait_ms": 1.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return DiscordSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def reword_one_passage(knowledge: Path) -> str:
@@ -168,7 +168,7 @@ async def stop_bot(bot: SpaceBotBase, task: asyncio.Task[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(fake: FakeDiscord, settings: Settings, **kwargs: Any) -> AsyncIterator[Harness]:
+async def running_bot(fake: FakeDiscord, settings: DiscordSettings, **kwargs: Any) -> AsyncIterator[Harness]:
     """A real bot connected to ``fake`` (pass ``engine=`` or ``engine_loader=``), closed on exit."""
     bot = create_bot(settings, guild_ready_timeout=0.05, **kwargs)
     task = await start_bot(fake, bot)

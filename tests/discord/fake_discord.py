@@ -309,11 +309,17 @@ class FakeDiscord:
         return await asyncio.wait_for(poll(), seconds)
 
     # -- gateway ---------------------------------------------------------------------------
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left mid-handshake, as a bot closing while it connects does
+            return web.Response()  # aiohttp drops it quietly as a premature disconnection
         self.gateway.ws = ws
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        try:
+            await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        except ConnectionResetError:
+            return ws
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:
                 continue

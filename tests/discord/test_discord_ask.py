@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from discord_harness import ErrorLog, Harness, running_bot
 from fake_discord import APP_ID, FakeDiscord, FakeUser
 
-from bot.core.config import Settings
 from bot.core.embedding import Encoder
 from bot.core.engine import Engine
-from bot.core.models import Answer
-from bot.discord_bot.embeds import DECLINED_TITLE
+from bot.core.models import Answer, ReloadReport, Suggestion
+from bot.discord_bot.client import AUTOCOMPLETE_INPUT_LIMIT
+from bot.discord_bot.config import DiscordSettings
+from bot.discord_bot.embeds import decline_title
 
 QUESTION = "When is Russia leaving the ISS?"
 
@@ -42,7 +45,7 @@ async def test_ask_defers_then_answers_with_sources_history_and_kb_version(harne
     assert expected.kb_version in embed["footer"]["text"]
 
 
-async def test_ask_off_topic_question_is_declined_with_scope_and_did_you_mean(
+async def test_ask_off_topic_question_is_declined_with_its_reason_explanation_and_topics_hint(
     harness: Harness, member: FakeUser
 ) -> None:
     question = "What is the best pizza recipe?"
@@ -53,11 +56,11 @@ async def test_ask_off_topic_question_is_declined_with_scope_and_did_you_mean(
 
     embed = (await harness.slash(member, "ask", {"question": question})).embed
 
-    assert embed["title"] == DECLINED_TITLE
-    assert engine.scope in embed["description"]
-    assert "Did you mean" in embed["description"]
+    assert embed["title"] == decline_title(expected)
+    assert (expected.message or engine.scope)[:80] in embed["description"]
     for suggestion in expected.suggestions[:3]:
         assert suggestion[:50] in embed["description"]
+    assert "/topics" in embed["description"]
     assert "fields" not in embed or not embed["fields"]
 
 
@@ -84,6 +87,59 @@ async def test_ask_autocomplete_offers_engine_suggestions_within_discord_limits(
     assert all(1 <= len(c["name"]) <= 100 and len(c["value"]) <= 100 for c in choices)
 
 
+async def test_autocomplete_matches_on_the_event_loop_thread_with_the_input_capped(
+    harness: Harness, member: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = harness.bot.engine
+    assert engine is not None
+    calls: list[tuple[int, int]] = []
+    original = engine.suggest
+
+    def recording_suggest(text: str, limit: int = 25) -> list[Suggestion]:
+        calls.append((threading.get_ident(), len(text)))
+        return original(text, limit)
+
+    monkeypatch.setattr(engine, "suggest", recording_suggest)
+    await harness.autocomplete(member, "ask", "question", "russia iss")
+    await harness.autocomplete(member, "source", "passage", "russia " * 1000)
+
+    loop_thread = threading.get_ident()  # the bot runs on this test's event loop
+    assert [thread for thread, _ in calls] == [loop_thread, loop_thread]  # neither pool: never queued
+    assert [length for _, length in calls] == [len("russia iss"), AUTOCOMPLETE_INPUT_LIMIT]
+
+
+async def test_autocomplete_answers_within_a_second_while_a_slow_reload_and_a_busy_pool_wait(
+    harness: Harness, member: FakeUser, admin: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = harness.bot.engine
+    assert engine is not None
+    release = threading.Event()
+    original_reload = engine.reload_sync
+
+    def slow_reload(actor: str | None = None) -> ReloadReport:
+        assert release.wait(10), "the test never released the reload"
+        return original_reload(actor)
+
+    monkeypatch.setattr(engine, "reload_sync", slow_reload)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-busy-default"))
+    busy_default_pool = loop.run_in_executor(None, release.wait, 10)
+    reload_payload = harness.fake.slash_payload(admin, "kb", subcommand="reload")
+    reloading = asyncio.create_task(harness.interact(reload_payload, seconds=20))
+    try:
+        await harness.fake.wait_for(lambda r: r.path.endswith(f"{reload_payload['token']}/callback"))
+        started = time.perf_counter()
+        choices = await asyncio.wait_for(harness.autocomplete(member, "ask", "question", "russia iss"), 3.0)
+        elapsed = time.perf_counter() - started
+    finally:
+        release.set()
+    await busy_default_pool
+    reloaded = await reloading
+
+    assert choices and elapsed < 1.0
+    assert reloaded.embed["title"].startswith("Knowledge base reloaded")  # the reload itself completes
+
+
 async def test_ask_question_over_max_length_gets_a_clear_private_message(harness: Harness, member: FakeUser) -> None:
     limit = harness.bot.settings.max_question_length
     exchange = await harness.slash(member, "ask", {"question": "why " * limit}, followups=0)
@@ -94,7 +150,7 @@ async def test_ask_question_over_max_length_gets_a_clear_private_message(harness
 
 
 async def test_ask_cooldown_gives_a_friendly_private_notice_after_the_rate(
-    fake_discord: FakeDiscord, cooldown_settings: Settings, engine: Engine, member: FakeUser, admin: FakeUser
+    fake_discord: FakeDiscord, cooldown_settings: DiscordSettings, engine: Engine, member: FakeUser, admin: FakeUser
 ) -> None:
     async with running_bot(fake_discord, cooldown_settings, engine=engine) as harness:
         for _ in range(cooldown_settings.cooldown_rate):
@@ -122,7 +178,7 @@ async def test_ask_engine_exception_shows_reference_code_and_logs_traceback_with
     engine = harness.bot.engine
     assert engine is not None
 
-    async def broken_answer(question: str, k: int | None = None) -> Answer:
+    async def broken_answer(question: str, k: int | None = None, context: object = ()) -> Answer:
         raise RuntimeError("index on fire")
 
     monkeypatch.setattr(engine, "answer_async", broken_answer)
@@ -141,11 +197,11 @@ async def test_ask_engine_exception_shows_reference_code_and_logs_traceback_with
 
 
 async def test_ask_before_the_engine_is_ready_is_deferred_then_answered(
-    fake_discord: FakeDiscord, settings: Settings, encoder: Encoder, member: FakeUser
+    fake_discord: FakeDiscord, settings: DiscordSettings, encoder: Encoder, member: FakeUser
 ) -> None:
     release = threading.Event()
 
-    def slow_loader(s: Settings) -> Engine:
+    def slow_loader(s: DiscordSettings) -> Engine:
         assert release.wait(10), "test never released the engine"
         return Engine.open(s, encoder=encoder)
 

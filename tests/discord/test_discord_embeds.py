@@ -13,6 +13,7 @@ from bot.core.models import (
     Answer,
     EngineStatus,
     Passage,
+    Premise,
     RankedPassage,
     ReloadReport,
     Source,
@@ -20,7 +21,9 @@ from bot.core.models import (
     ValidationIssue,
 )
 from bot.discord_bot.embeds import (
+    DECLINE_TITLES,
     DECLINED_TITLE,
+    TOPICS_HINT,
     answer_embed,
     fit_embed,
     history_lines,
@@ -59,6 +62,10 @@ answers = st.builds(
     history=st.lists(passages, max_size=30).map(tuple),
     suggestions=st.lists(texts, max_size=5).map(tuple),
     kb_version=st.text(max_size=3000),
+    decline_reason=st.none() | st.sampled_from(sorted(DECLINE_TITLES)),
+    message=st.text(max_size=5000),
+    confidence=st.floats(0, 1),
+    premise=st.none() | st.builds(Premise, holds=st.just(False), note=st.text(max_size=3000), as_of=dates),
 )
 issues = st.builds(ValidationIssue, file=texts, passage=st.none() | texts, field=st.none() | short, message=texts)
 
@@ -233,3 +240,136 @@ def test_short_history_is_listed_in_full_without_an_elision_marker() -> None:
     history = [_dated_passage(2022, 7), _dated_passage(2021, 4)]
     assert history_lines(history).splitlines() == [
         f"**2022-07-01** {history[0].title}", f"**2021-04-01** {history[1].title}"]
+
+
+# -- the trust fields: premise corrections, decline reasons, confidence ---------------------------
+PREMISE_NOTE = "No: as of March 2026, Russia has not left the ISS."
+
+
+def _passage(lead_id: str = "russia-iss-2026-03-latest") -> Passage:
+    return Passage(
+        id=lead_id,
+        title="Roscosmos: the ISS will be deorbited from 2028",
+        text="Roscosmos plans to keep flying to the ISS until the station is deorbited.",
+        date=dt.date(2026, 3, 1),
+        source=Source(publisher="TASS", title="Roscosmos on the ISS", url="https://example.org/iss"),
+        topic="russia-iss",
+        file=Path("russia-iss.yaml"),
+    )
+
+
+def _answered(lead: str = "Russia plans to stay on the ISS until it is deorbited.", **fields: object) -> Answer:
+    values: dict[str, object] = {
+        "question": "When did Russia quit the space station?",
+        "answered": True,
+        "lead": lead,
+        "passages": (RankedPassage(_passage(), 0.8, 0.7),),
+        "history": (),
+        "suggestions": (),
+        "kb_version": "v1",
+    }
+    values.update(fields)
+    return Answer(**values)  # type: ignore[arg-type]
+
+
+def _declined(reason: str | None, message: str = "", suggestions: tuple[str, ...] = ()) -> Answer:
+    return Answer("q", False, "", (), (), suggestions, "v1", decline_reason=reason, message=message)  # type: ignore[arg-type]
+
+
+def test_premise_note_comes_first_in_bold_above_the_lead() -> None:
+    answer = _answered(premise=Premise(holds=False, note=PREMISE_NOTE, as_of=dt.date(2026, 3, 1)))
+
+    description = answer_embed(answer, scope="").description or ""
+
+    assert description.startswith(f"**{PREMISE_NOTE}**\n\n")
+    assert description.index(PREMISE_NOTE) < description.index(answer.lead)
+    assert description.endswith(" [1]")
+
+
+def test_premise_note_is_kept_whole_when_the_lead_is_oversized() -> None:
+    answer = _answered(lead="L" * 10_000, premise=Premise(False, PREMISE_NOTE, dt.date(2026, 3, 1)))
+
+    embed = answer_embed(answer, scope="")
+
+    assert_within_limits(embed)
+    assert (embed.description or "").startswith(f"**{PREMISE_NOTE}**\n\nLLL")
+
+
+def test_answer_without_a_premise_starts_with_the_lead() -> None:
+    answer = _answered()
+    assert (answer_embed(answer, scope="").description or "").startswith(answer.lead)
+
+
+def test_confidence_is_shown_in_the_footer_only() -> None:
+    embed = answer_embed(_answered(confidence=0.8734), scope="")
+
+    assert "confidence 0.87" in (embed.footer.text or "")
+    assert "0.87" not in (embed.description or "") + (embed.title or "")
+    assert all("0.87" not in f.name + f.value for f in embed.fields)
+
+
+def test_every_decline_reason_has_its_own_title() -> None:
+    titles = {reason: answer_embed(_declined(reason, "m"), scope="").title for reason in DECLINE_TITLES}
+
+    assert titles == DECLINE_TITLES
+    assert len(set(titles.values())) == len(titles)
+    assert DECLINED_TITLE not in titles.values()
+    assert "not covered yet" in titles["not_covered"].lower()
+
+
+def test_not_a_question_shows_the_help_text_three_example_questions_and_the_topics_hint() -> None:
+    examples = ("When is Russia leaving the ISS?", "What is the ISS deorbit plan?", "Who signed the Accords?", "4th")
+    embed = answer_embed(_declined("not_a_question", "Hi! I answer space-policy questions.", examples), scope="SCOPE")
+
+    description = embed.description or ""
+    assert embed.title == DECLINE_TITLES["not_a_question"]
+    assert description.startswith("Hi! I answer space-policy questions.")
+    assert [line for line in description.splitlines() if line.startswith("• ")] == [f"• {q}" for q in examples[:3]]
+    assert "Try asking:" in description
+    assert description.endswith(TOPICS_HINT)
+    assert "SCOPE" not in description  # the engine's message says it; the scope is only a fallback
+
+
+def test_out_of_scope_shows_the_engine_message_saying_what_the_bot_covers() -> None:
+    message = "I can't answer that: it is not a space-policy question. I cover the ISS, Artemis and space law."
+    embed = answer_embed(_declined("out_of_scope", message), scope="the scope summary")
+
+    assert embed.title == DECLINE_TITLES["out_of_scope"]
+    assert (embed.description or "").startswith(message)
+    assert "the scope summary" not in (embed.description or "")
+    assert TOPICS_HINT in (embed.description or "")
+
+
+def test_out_of_scope_without_a_message_falls_back_to_the_scope() -> None:
+    embed = answer_embed(_declined("out_of_scope"), scope="I cover space policy.")
+    assert (embed.description or "").startswith("I cover space policy.")
+
+
+def test_not_covered_lists_the_nearest_topics_under_their_own_heading() -> None:
+    topics = ("ISS deorbit", "Russia and the ISS")
+    embed = answer_embed(_declined("not_covered", "Not covered yet, I won't guess.", topics), scope="")
+
+    description = embed.description or ""
+    assert embed.title == DECLINE_TITLES["not_covered"]
+    assert "**Nearest topics I cover:**\n• ISS deorbit\n• Russia and the ISS" in description
+    assert "Did you mean" not in description
+
+
+def test_not_understood_asks_for_the_whole_question_even_without_a_message() -> None:
+    embed = answer_embed(_declined("not_understood"), scope="")
+
+    assert embed.title == DECLINE_TITLES["not_understood"]
+    assert "whole question" in (embed.description or "")
+
+
+def test_topics_hint_is_not_repeated_when_the_message_already_names_topics() -> None:
+    embed = answer_embed(_declined("not_covered", "Use /topics to see what I cover."), scope="")
+    assert (embed.description or "").count("/topics") == 1
+
+
+def test_a_decline_with_a_premise_still_shows_the_correction_first() -> None:
+    answer = Answer(
+        "q", False, "", (), (), (), "v1", decline_reason="not_covered", message="m",
+        premise=Premise(False, PREMISE_NOTE, dt.date(2026, 3, 1)),
+    )
+    assert (answer_embed(answer, scope="").description or "").startswith(f"**{PREMISE_NOTE}**")

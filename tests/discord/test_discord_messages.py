@@ -8,10 +8,10 @@ import pytest
 from discord_harness import ErrorLog, Harness, replies_to, running_bot
 from fake_discord import BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, FakeDiscord, FakeUser
 
-from bot.core.config import Settings
 from bot.core.engine import Engine
 from bot.core.models import Answer
 from bot.discord_bot.cogs.ask import CONTEXT_MENU_NAME
+from bot.discord_bot.config import DiscordSettings
 
 QUESTION = "when is Russia leaving the ISS?"
 
@@ -71,7 +71,7 @@ async def test_context_menu_answers_from_the_target_message_text(harness: Harnes
 
 
 async def test_mention_cooldown_notice_goes_to_the_user_by_dm(
-    fake_discord: FakeDiscord, cooldown_settings: Settings, engine: Engine, member: FakeUser
+    fake_discord: FakeDiscord, cooldown_settings: DiscordSettings, engine: Engine, member: FakeUser
 ) -> None:
     async with running_bot(fake_discord, cooldown_settings, engine=engine) as harness:
         for _ in range(cooldown_settings.cooldown_rate):
@@ -91,7 +91,7 @@ async def test_mention_engine_exception_replies_with_reference_and_logs_it(
     engine = harness.bot.engine
     assert engine is not None
 
-    async def broken_answer(question: str, k: int | None = None) -> Answer:
+    async def broken_answer(question: str, k: int | None = None, context: object = ()) -> Answer:
         raise RuntimeError("encoder exploded")
 
     monkeypatch.setattr(engine, "answer_async", broken_answer)

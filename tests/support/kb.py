@@ -130,11 +130,19 @@ def mini_passage_ids() -> list[str]:
     return [p["id"] for doc in _DOCUMENTS.values() for p in doc["passages"]]
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two passages out twice: knowledge files refuse anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_documents(directory: Path, documents: dict[str, dict[str, Any]]) -> Path:
     """Write each document as ``directory/<file name>``; returns the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
-        (directory / name).write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        text = yaml.dump(document, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+        (directory / name).write_text(text, encoding="utf-8")
     return directory
 
 

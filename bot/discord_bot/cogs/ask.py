@@ -1,18 +1,28 @@
-"""Asking questions: ``/ask``, the "Ask the bot about this" message menu, mentions and DMs."""
+"""Asking questions: ``/ask``, the "Ask the bot about this" message menu, mentions and DMs.
+
+Follow-ups: a reply to one of the bot's answers follows up on that answer's questions; in a DM, and
+in a thread started from one of the bot's answers (``/ask thread:True`` opens one), each question
+follows up on the last few asked there. The memory is :class:`ConversationMemory`: in memory only,
+bounded, forgotten after an hour of silence. In a server channel outside such a thread, a mention
+that is not a reply stands on its own: several people talk there at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import re
+from collections.abc import Sequence
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.models import Answer
 from bot.discord_bot.client import SpaceBotBase
+from bot.discord_bot.conversations import ConversationMemory, extend, worth_remembering
 from bot.discord_bot.cooldown import cooldown_notice
-from bot.discord_bot.embeds import answer_embed, truncate
+from bot.discord_bot.embeds import answer_embed, asked_question, truncate
 from bot.discord_bot.errors import EngineUnavailable, failure_text, new_reference
 
 log = logging.getLogger(__name__)
@@ -20,6 +30,14 @@ log = logging.getLogger(__name__)
 CONTEXT_MENU_NAME = "Ask the bot about this"
 CHOICE_LIMIT = 100  # Discord's limit on an autocomplete choice's name and string value
 EMPTY_MENTION_HINT = "Ask me a space-policy question, for example: *when is Russia leaving the ISS?*"
+THREAD_NAME_LIMIT = 100  # Discord's limit on a thread name
+THREAD_NAME_FALLBACK = "Follow-up questions"
+THREAD_WELCOME = (
+    "Mention me in this thread to ask a follow-up question (\"and who will deorbit it?\"): I keep the last "
+    "few questions asked here for an hour."
+)
+NO_THREAD_HERE = "I answered, but I can only open a thread from a public answer in a server's text channel."
+THREAD_REFUSED = "I answered, but Discord did not let me open a thread here (I may lack the permission)."
 
 
 def strip_bot_mention(content: str, bot_id: int) -> str:
@@ -31,9 +49,22 @@ def too_long_text(length: int, limit: int) -> str:
     return f"That question is {length} characters long; please keep it under {limit} characters."
 
 
+def thread_name(question: str) -> str:
+    return truncate(" ".join(question.split()), THREAD_NAME_LIMIT) or THREAD_NAME_FALLBACK
+
+
+def questions_behind(message: discord.Message, bot_id: int) -> tuple[str, ...] | None:
+    """The question a message of the bot answered, read from its answer embed; None for any other message."""
+    if message.author.id != bot_id:
+        return None
+    asked = next((question for question in map(asked_question, message.embeds) if question), None)
+    return (asked,) if asked else None
+
+
 class Ask(commands.Cog):
-    def __init__(self, bot: SpaceBotBase) -> None:
+    def __init__(self, bot: SpaceBotBase, conversations: ConversationMemory | None = None) -> None:
         self.bot = bot
+        self.conversations = conversations or ConversationMemory()
         self.context_menu = app_commands.ContextMenu(name=CONTEXT_MENU_NAME, callback=self.ask_about_message)
 
     async def cog_load(self) -> None:
@@ -53,29 +84,104 @@ class Ask(commands.Cog):
             return cooldown_notice(retry_after)
         return None
 
-    async def answer_embed_for(self, question: str) -> discord.Embed:
+    async def answer(self, question: str, context: Sequence[str] = ()) -> tuple[Answer, discord.Embed]:
         engine = await self.bot.get_engine()
-        answer = await engine.answer_async(question)
-        return answer_embed(answer, scope=engine.scope)
+        answer = await engine.answer_async(question, context=tuple(context))
+        return answer, answer_embed(answer, scope=engine.scope)
+
+    # -- conversations ----------------------------------------------------------------------
+    def conversation_key(self, channel_id: int | None, *, in_guild: bool) -> int | None:
+        """The conversation a question in this channel belongs to: the DM channel, or a thread
+        started from one of the bot's answers; None elsewhere (the question stands alone)."""
+        if channel_id is None:
+            return None
+        if not in_guild or self.conversations.is_answer_thread(channel_id):
+            return channel_id
+        return None
+
+    def follows_every_message(self, guild: discord.Guild) -> bool:
+        """Hook for the per-server setting (issue 11): in a thread started from one of the bot's
+        answers, treat every message as a follow-up, not only those that mention the bot. Off until
+        the server settings exist; reading unmentioned messages also needs the message_content intent."""
+        return False
+
+    def remember(
+        self, key: int | None, context: Sequence[str], answer: Answer, message_id: int | None
+    ) -> tuple[str, ...]:
+        """Record the question in its conversation and under the answer's message id (for replies);
+        return the questions that led to this answer, its own last if it is worth remembering."""
+        keep = worth_remembering(answer)
+        questions = extend(context, answer.question, self.conversations.max_questions) if keep else tuple(context)
+        if key is not None:
+            self.conversations.record(key, answer.question, remember=keep)
+        if message_id is not None:
+            self.conversations.remember_answer(message_id, questions)
+        return questions
 
     # -- /ask -------------------------------------------------------------------------------
     @app_commands.command(name="ask", description="Ask a space-policy question")
-    @app_commands.describe(question="Your question", private="Only you see the answer")
-    async def ask(self, interaction: discord.Interaction[SpaceBotBase], question: str, private: bool = False) -> None:
+    @app_commands.describe(
+        question="Your question",
+        private="Only you see the answer",
+        thread="Open a thread from the answer for follow-up questions",
+    )
+    async def ask(
+        self,
+        interaction: discord.Interaction[SpaceBotBase],
+        question: str,
+        private: bool = False,
+        thread: bool = False,
+    ) -> None:
         question = question.strip()
         refusal = self.refusal(interaction.user.id, question) if question else EMPTY_MENTION_HINT
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=private, thinking=True)
-        embed = await self.answer_embed_for(question)
-        await interaction.followup.send(embed=embed, ephemeral=private)
+        await self._answer_interaction(interaction, question, private=private, thread=thread)
+
+    async def _answer_interaction(
+        self, interaction: discord.Interaction[SpaceBotBase], question: str, *, private: bool, thread: bool = False
+    ) -> None:
+        key = self.conversation_key(interaction.channel_id, in_guild=interaction.guild_id is not None)
+        context = self.conversations.context(key) if key is not None else ()
+        answer, embed = await self.answer(question, context)
+        sent = await interaction.followup.send(embed=embed, ephemeral=private, wait=True)
+        questions = self.remember(key, context, answer, None if private else sent.id)
+        if thread:
+            await self._open_thread(interaction, sent, question, questions, private=private)
+
+    async def _open_thread(
+        self,
+        interaction: discord.Interaction[SpaceBotBase],
+        answer_message: discord.WebhookMessage,
+        question: str,
+        questions: Sequence[str],
+        *,
+        private: bool,
+    ) -> None:
+        """Start a thread from the answer; its conversation begins with the questions behind it."""
+        channel = interaction.channel
+        if private or not isinstance(channel, discord.TextChannel):
+            await interaction.followup.send(NO_THREAD_HERE, ephemeral=True)
+            return
+        try:
+            thread = await channel.create_thread(name=thread_name(question), message=answer_message)
+        except discord.HTTPException as exc:
+            log.warning("could not open a thread from answer %s in channel %s: %s", answer_message.id, channel.id, exc)
+            await interaction.followup.send(THREAD_REFUSED, ephemeral=True)
+            return
+        self.conversations.open_thread(thread.id, questions)
+        try:
+            await thread.send(THREAD_WELCOME)
+        except discord.HTTPException as exc:  # the thread works without its welcome line
+            log.warning("could not post the welcome line in thread %s: %s", thread.id, exc)
 
     @ask.autocomplete("question")
     async def ask_autocomplete(
         self, interaction: discord.Interaction[SpaceBotBase], current: str
     ) -> list[app_commands.Choice[str]]:
-        suggestions = await self.bot.suggestions(current)
+        suggestions = self.bot.suggestions(current)
         choices: list[app_commands.Choice[str]] = []
         seen: set[str] = set()
         for suggestion in suggestions:
@@ -96,17 +202,28 @@ class Ask(commands.Cog):
             await interaction.response.send_message(refusal, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        embed = await self.answer_embed_for(question)
-        await interaction.followup.send(embed=embed)
+        await self._answer_interaction(interaction, question, private=False)
 
     # -- mentions and DMs -------------------------------------------------------------------
     def _addressed_to_me(self, message: discord.Message) -> bool:
         me = self.bot.user
         if me is None or message.author.bot or message.author.id == me.id:
             return False
-        if message.guild is None:
+        if message.guild is None or any(user.id == me.id for user in message.mentions):
             return True
-        return any(user.id == me.id for user in message.mentions)
+        return self.follows_every_message(message.guild) and self.conversations.is_answer_thread(message.channel.id)
+
+    def _message_context(self, message: discord.Message, key: int | None) -> tuple[str, ...]:
+        """A reply to one of the bot's answers follows up on that answer's questions; any other
+        message on its conversation's (none outside DMs and answer threads)."""
+        reference = message.reference
+        if reference is not None and reference.message_id is not None:
+            remembered = self.conversations.answer_context(reference.message_id)
+            if remembered is None and isinstance(reference.resolved, discord.Message) and self.bot.user is not None:
+                remembered = questions_behind(reference.resolved, self.bot.user.id)  # e.g. sent before a restart
+            if remembered:  # a reply to a declined first question has nothing to add: fall back
+                return remembered
+        return self.conversations.context(key) if key is not None else ()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -131,12 +248,15 @@ class Ask(commands.Cog):
             return
         with contextlib.suppress(discord.HTTPException):  # "typing…" is a nicety, never a blocker
             await message.channel.typing()
+        key = self.conversation_key(message.channel.id, in_guild=message.guild is not None)
+        context = self._message_context(message, key)
         try:
-            embed = await self.answer_embed_for(question)
+            answer, embed = await self.answer(question, context)
         except EngineUnavailable:
             await message.reply("The knowledge base is not available right now.", mention_author=False)
             return
-        await message.reply(embed=embed, mention_author=False)
+        sent = await message.reply(embed=embed, mention_author=False)
+        self.remember(key, context, answer, sent.id)
 
     async def _notify_privately(self, message: discord.Message, text: str) -> None:
         """In a DM, reply; in a server, DM the user, or react with ⏳ if their DMs are closed."""

@@ -22,7 +22,7 @@ def actor_name(user: discord.abc.User) -> str:
     return f"{user.name} ({user.id})"
 
 
-class KnowledgeBase(commands.Cog):
+class KnowledgeAdmin(commands.Cog):
     kb = app_commands.Group(
         name="kb",
         description="Manage the knowledge base (moderators)",
@@ -69,4 +69,4 @@ class KnowledgeBase(commands.Cog):
 
 
 async def setup(bot: SpaceBotBase) -> None:
-    await bot.add_cog(KnowledgeBase(bot))
+    await bot.add_cog(KnowledgeAdmin(bot))

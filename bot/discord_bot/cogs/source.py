@@ -23,13 +23,12 @@ class Source(commands.Cog):
         engine = await self.bot.get_engine()
         found = await self.bot.in_thread(engine.passage, passage.strip())
         if found is None:
-            await interaction.followup.send(await self._not_found_text(passage))
+            await interaction.followup.send(self._not_found_text(passage))
             return
         await interaction.followup.send(embed=passage_embed(found))
 
-    async def _not_found_text(self, passage: str) -> str:
-        engine = await self.bot.get_engine()
-        suggestions = await self.bot.in_thread(engine.suggest, passage, 25)
+    def _not_found_text(self, passage: str) -> str:
+        suggestions = self.bot.suggestions(passage)
         ids = [s.passage_id for s in suggestions if s.passage_id][:3]
         text = f"No passage has the id `{truncate(passage, 100)}`."
         if ids:
@@ -40,7 +39,7 @@ class Source(commands.Cog):
     async def passage_autocomplete(
         self, interaction: discord.Interaction[SpaceBotBase], current: str
     ) -> list[app_commands.Choice[str]]:
-        suggestions = await self.bot.suggestions(current)
+        suggestions = self.bot.suggestions(current)
         choices: dict[str, app_commands.Choice[str]] = {}
         for suggestion in suggestions:
             if not suggestion.passage_id or suggestion.passage_id in choices:

@@ -1,0 +1,182 @@
+"""Fitting the judge on the tuning questions (``spacebot fit``): two logistic models and the thresholds.
+
+Only ``questions/tuning`` is read here. Thresholds are chosen on cross-validated probabilities, so
+they are not flattered by predicting the very questions a model was fitted on. scikit-learn is
+needed only to fit; answering uses the saved weights with numpy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.core.engine import Engine
+from bot.core.evaluation import Expectations
+from bot.core.files import atomic_write_text
+from bot.core.judge import EXAMPLE_GROUPS, FEATURES, KNN, MODEL_FILE, SUPPORTING_KINDS, JudgeModel, LinearModel
+from bot.core.premise import best_correction, unfulfilled_plan
+from bot.core.questions import Question
+from bot.core.retrieval import Candidate, retrieve
+from bot.core.understand import Query, understand
+
+# A wrong answer (a cited passage about something else) costs this many false declines.
+WRONG_ANSWER_COST = 3.0
+NAME_WEIGHTS = (0.0, 0.1, 0.2, 0.3)
+SUPPORT_CUTS = (*(round(0.3 + 0.05 * i, 2) for i in range(15)), 1.01)
+REGULARIZATION_C = 1.0
+FOLDS = 5
+IN_SCOPE = ("answerable", "definition", "false_premise")
+
+
+@dataclass
+class Observations:
+    features: np.ndarray
+    answerable: np.ndarray  # 1: the question is answerable and retrieval found its passage; -1: left out
+    in_domain: np.ndarray  # 1: space policy (answerable or not covered); 0: out of scope; -1: left out
+    retrieved: list[tuple[Query, np.ndarray, list[Candidate]]]
+    plan_flag: np.ndarray  # the unfulfilled-plan rule would flag the question
+    lead_supports: np.ndarray  # the best passage is of a kind that can state that something happened
+    false_premise: np.ndarray  # 1 for false-premise questions
+
+
+def observe(engine: Engine, questions: Sequence[Question]) -> Observations:
+    """Run the first stages on every standalone question and record features and labels."""
+    snapshot = engine.snapshot
+    expectations = Expectations(snapshot.knowledge)
+    usable = [q for q in questions if not q.context and q.category not in ("not_a_question", "not_understood")]
+    queries = [understand(q.text, snapshot.retriever.lexical) for q in usable]
+    vectors = engine.encoder.encode([q.text or "?" for q in queries], batch_size=64)
+    claims = engine.encoder.encode([q.claim or "?" for q in queries], batch_size=64)
+    rows, answerable, in_domain, retrieved, plan_flag, supports = [], [], [], [], [], []
+    for question, query, vector, claim in zip(usable, queries, vectors, claims, strict=True):
+        candidates = retrieve(snapshot.retriever, query, vector, engine.settings.top_k)
+        rows.append(snapshot.evidence.features(query, vector, candidates))
+        found = expectations.widen(question.expect) & {c.passage.id for c in candidates[:3]}
+        answerable.append(1 if question.category in IN_SCOPE and found else -1 if question.category in IN_SCOPE else 0)
+        in_domain.append(0 if question.category == "out_of_scope" else 1)
+        retrieved.append((query, claim, candidates))
+        plan_flag.append(unfulfilled_plan(query, candidates, snapshot.storylines) is not None)
+        supports.append(bool(candidates) and candidates[0].passage.kind in SUPPORTING_KINDS)
+    features = np.array(rows)
+    _leave_one_out_neighbours(features, engine.encoder.encode([q.text for q in usable], batch_size=64), usable)
+    return Observations(
+        features, np.array(answerable), np.array(in_domain), retrieved, np.array(plan_flag), np.array(supports),
+        np.array([q.category == "false_premise" for q in usable]),
+    )
+
+
+def example_group(question: Question) -> str | None:
+    """Which neighbour group a tuning question joins (see ``EXAMPLE_GROUPS``)."""
+    if question.category in IN_SCOPE:
+        return "answerable"
+    return question.category if question.category in ("not_covered", "out_of_scope") else None
+
+
+def _leave_one_out_neighbours(features: np.ndarray, vectors: np.ndarray, questions: Sequence[Question]) -> None:
+    """The neighbour features of each tuning question, computed without the question itself."""
+    groups = [example_group(q) for q in questions]
+    similarities = vectors @ vectors.T
+    np.fill_diagonal(similarities, -np.inf)
+    for column, group in zip(range(FEATURES.index("knn_answerable"), len(FEATURES)), EXAMPLE_GROUPS, strict=True):
+        members = np.array([g == group for g in groups])
+        if not members.any():
+            features[:, column] = 0.0
+            continue
+        nearest = np.sort(similarities[:, members], axis=1)[:, -KNN:]
+        features[:, column] = np.where(np.isfinite(nearest), nearest, np.nan).mean(axis=1)
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, *, wrong_cost: float) -> LinearModel:
+    """A balanced logistic model; its threshold minimizes the cost on cross-validated probabilities."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    classifier = LogisticRegression(C=REGULARIZATION_C, class_weight="balanced", max_iter=1000)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=0)
+    probabilities = cross_val_predict(classifier, z, y, cv=folds, method="predict_proba")[:, 1]
+    classifier.fit(z, y)
+    return LinearModel(mean, scale, classifier.coef_[0].copy(), float(classifier.intercept_[0]),
+                       best_threshold(probabilities, y, wrong_cost))
+
+
+def best_threshold(probabilities: np.ndarray, y: np.ndarray, wrong_cost: float) -> float:
+    """The cut that minimizes (positives refused) + wrong_cost x (negatives accepted)."""
+    candidates = np.unique(np.concatenate([[0.5], probabilities]))
+    costs = [np.sum((probabilities < t) & (y == 1)) + wrong_cost * np.sum((probabilities >= t) & (y == 0))
+             for t in candidates]
+    return float(candidates[int(np.argmin(costs))])
+
+
+def correction_scores(engine: Engine, seen: Observations, name_weight: float) -> np.ndarray:
+    """The best correction's score per question (nan where nothing could contradict it)."""
+    snapshot = engine.snapshot
+    scores = []
+    for query, vector, candidates in seen.retrieved:
+        finding = best_correction(query, vector, candidates, snapshot.storylines, snapshot.evidence.prototypes,
+                                  name_weight=name_weight)
+        scores.append(finding.similarity if finding else np.nan)
+    return np.array(scores)
+
+
+def fit_premise(engine: Engine, seen: Observations) -> tuple[float, float, float]:
+    """(name weight, score threshold, support cut): the rule that flags false premises best on the
+    tuning set, a wrongly flagged true premise costing WRONG_ANSWER_COST missed ones."""
+    coverage = seen.features[:, FEATURES.index("coverage_lead")]
+    best, best_cost = (0.0, 1.0, 1.01), float("inf")
+    for weight in NAME_WEIGHTS:
+        scores = np.nan_to_num(correction_scores(engine, seen, weight), nan=-1.0)
+        for cut in SUPPORT_CUTS:
+            open_to_doubt = ~(seen.lead_supports & (coverage >= cut))
+            for threshold in np.unique(scores[scores > -1.0]):
+                flagged = open_to_doubt & (scores >= threshold)
+                cost = np.sum(seen.false_premise & ~flagged) + WRONG_ANSWER_COST * np.sum(flagged & ~seen.false_premise)
+                if cost < best_cost:
+                    best, best_cost = (weight, float(threshold), cut), float(cost)
+    return best
+
+
+def plan_rule_pays(seen: Observations, scores: np.ndarray, premise_min_similarity: float) -> bool:
+    """Keep the unfulfilled-plan rule if, where corrections say nothing, it flags more false premises
+    than WRONG_ANSWER_COST times the true ones it would wrongly flag."""
+    untouched = ~(np.nan_to_num(scores, nan=-1.0) >= premise_min_similarity)
+    flagged = seen.plan_flag & untouched
+    gained = int(np.sum(flagged & seen.false_premise))
+    wrong = int(np.sum(flagged & ~seen.false_premise))
+    return gained > WRONG_ANSWER_COST * wrong
+
+
+def fit_judge(engine: Engine, questions: Sequence[Question], source: str) -> JudgeModel:
+    seen = observe(engine, questions)
+    keep = seen.answerable >= 0
+    answerable = fit_linear(seen.features[keep], seen.answerable[keep], wrong_cost=WRONG_ANSWER_COST)
+    domain = fit_linear(seen.features, seen.in_domain, wrong_cost=1.0)
+    name_weight, premise, support = fit_premise(engine, seen)
+    plan_rule = plan_rule_pays(seen, correction_scores(engine, seen, name_weight), premise)
+    digest = hashlib.sha256(json.dumps(sorted(q.text for q in questions)).encode("utf-8")).hexdigest()[:12]
+    fitted_on = f"{source} ({len(questions)} questions, sha256 {digest}, {dt.date.today().isoformat()})"
+    examples = {group: tuple(q.text for q in questions if not q.context and example_group(q) == group)
+                for group in EXAMPLE_GROUPS}
+    return JudgeModel(answerable, domain, premise, fitted_on, plan_rule, name_weight, examples, support)
+
+
+def save_judge(model: JudgeModel) -> None:
+    atomic_write_text(MODEL_FILE, json.dumps(model.to_dict(), indent=1) + "\n")
+
+
+def describe(model: JudgeModel) -> list[str]:
+    lines = [f"fitted on {model.fitted_on}",
+             f"premise: correction score >= {model.premise_min_similarity:.3f} (name weight "
+             f"{model.premise_name_weight}) unless the lead covers >= {model.premise_support}; "
+             f"plan rule {model.plan_rule}"]
+    for name, linear in (("answerable", model.answerable), ("in-domain", model.in_domain)):
+        weights = ", ".join(f"{f} {w:+.2f}" for f, w in zip(FEATURES, linear.coef, strict=True))
+        lines.append(f"{name}: threshold {linear.threshold:.3f}; {weights}")
+    return lines

@@ -1,0 +1,107 @@
+"""Follow-up questions: does a question lean on the conversation, and what does it mean in full?
+
+"and Brazil?" after "Which countries signed the Artemis Accords?" becomes "Which countries signed
+the Artemis Accords? Brazil"-like text the retriever can use: a named subject replaces the earlier
+question's subject of the same kind (country for country, organisation for organisation); anything
+else ("who leads it now?") is read together with the earlier question. The engine answers both the
+question alone and the resolved one, and :func:`choose` keeps the question alone whenever it stands
+on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from bot.core.declines import NOT_UNDERSTOOD_TEXT
+from bot.core.models import Answer
+from bot.core.names import COUNTRIES, ORGANISATIONS, named_terms
+from bot.core.text import tokenize
+from bot.core.understand import content_terms, sanitize
+
+_LEADING = re.compile(
+    r"^(?:and|also|but|so|then|ok|okay|what about|how about|and what about|same for|what of)\b[\s,]*", re.IGNORECASE
+)
+_REFERRING = re.compile(
+    r"\b(?:it|its|it's|they|them|their|theirs|that|this|those|these|he|him|his|she|her|there|too|also|either|"
+    r"as well|instead|the same|then)\b",
+    re.IGNORECASE,
+)
+MAX_FRAGMENT_TERMS = 2
+
+
+@dataclass(frozen=True)
+class FollowUpPlan:
+    question: str
+    resolved: str | None  # the question in full, or None when there is no context to draw on
+    used: str | None  # the earlier question it draws on
+    dependent: bool  # it reads as a follow-up ("and Brazil?", "who leads it now?")
+    refers_back: bool  # it has a word that points at something said before ("it", "they", "too")
+
+
+def plan(question: str, context: Sequence[str]) -> FollowUpPlan:
+    question = sanitize(question)
+    earlier = [q for q in (sanitize(c) for c in context) if q]
+    dependent = leans_on_context(question)
+    refers_back = dependent and bool(_REFERRING.search(question))
+    if not earlier:
+        return FollowUpPlan(question, None, None, dependent, refers_back)
+    previous = earlier[-1]
+    return FollowUpPlan(question, resolve(question, previous), previous, dependent, refers_back)
+
+
+def leans_on_context(question: str) -> bool:
+    """True for a fragment that needs the conversation: "and Brazil?", "who leads it now?", "why?"."""
+    terms = content_terms(question)
+    if len(terms) > MAX_FRAGMENT_TERMS + 1:
+        return False
+    return bool(_LEADING.match(question) or _REFERRING.search(question)) or len(terms) <= 1
+
+
+def resolve(question: str, previous: str) -> str:
+    """The follow-up in full: the earlier question with its subject swapped, or both read together."""
+    rest = _LEADING.sub("", question).strip(" ?!.")
+    named = [t for t in tokenize(rest) if t in COUNTRIES or t in ORGANISATIONS]
+    if named and len(content_terms(rest)) <= MAX_FRAGMENT_TERMS:
+        swapped = _swap_subject(previous, named[0], _as_written(rest, named[0]))
+        if swapped is not None:
+            return f"{swapped} {rest}" if len(content_terms(rest)) > 1 else swapped
+    return f"{question} {previous}"
+
+
+def _as_written(text: str, token: str) -> str:
+    """The word as the person typed it ("Roscosmos", not "roscosmos")."""
+    match = re.search(rf"\b{re.escape(token)}\b", text, flags=re.IGNORECASE)
+    return match.group(0) if match else token
+
+
+def _swap_subject(previous: str, new_subject: str, written: str) -> str | None:
+    kind = COUNTRIES if new_subject in COUNTRIES else ORGANISATIONS
+    words = previous.split()
+    for i, word in enumerate(words):
+        bare = tokenize(word)
+        if bare and bare[0] in kind and bare[0] != new_subject:
+            words[i] = re.sub(re.escape(bare[0]), written, word, flags=re.IGNORECASE)
+            return " ".join(words)
+    return None
+
+
+def choose(follow_up: FollowUpPlan, alone: Answer, resolved: Answer | None) -> Answer:
+    """The answer to give: the question alone when it stands on its own, else the resolved one."""
+    if resolved is None:
+        pointing = follow_up.refers_back and not named_terms(follow_up.question)
+        lost = pointing or (follow_up.dependent and not alone.answered)
+        if lost and alone.decline_reason != "not_a_question":
+            return replace(alone, answered=False, lead="", passages=(), history=(), premise=None,
+                           decline_reason="not_understood", suggestions=(), message=NOT_UNDERSTOOD_TEXT)
+        return alone
+    names_something = follow_up.dependent and bool(content_terms(follow_up.question))  # "and brazil"
+    if alone.decline_reason == "not_a_question" and not follow_up.refers_back and not names_something:
+        return alone  # "thanks!" after a question is still thanks
+    if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope"):
+        return alone
+    if follow_up.dependent and alone.answered and not resolved.answered:
+        return alone
+    return replace(resolved, question=follow_up.question, context_used=follow_up.used)
+

@@ -1,0 +1,225 @@
+"""Stage 3, judgement: does the lead passage answer the question, how sure are we, and if not, why?
+
+A small logistic model over retrieval features gives ``confidence``, the probability that the lead
+passage answers the question; a second one tells a space-policy question the knowledge base lacks
+(``not_covered``) from one outside its scope (``out_of_scope``). Both are fitted on the tuning
+questions only (``spacebot fit``) and shipped as ``judge_model.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bot.core.models import DeclineReason, Passage, Premise
+from bot.core.premise import best_correction, unfulfilled_plan
+from bot.core.prototypes import Prototypes
+from bot.core.retrieval import Candidate, LexicalIndex
+from bot.core.stemming import stem
+from bot.core.storylines import Storylines
+from bot.core.understand import Query
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = Path(__file__).with_name("judge_model.json")
+FEATURES = (
+    "dense_max", "dense_lead", "coverage_lead", "coverage_best", "unknown", "agreement", "lexical_lead",
+    "scope_in", "scope_out", "scope_margin", "margin", "terms",
+    "knn_answerable", "knn_not_covered", "knn_out_of_scope",
+)
+# Tuning questions kept as neighbours: how close a question is to ones known to be answerable,
+# space policy the knowledge base lacks, or out of scope.
+EXAMPLE_GROUPS = ("answerable", "not_covered", "out_of_scope")
+KNN = 3
+TOP = 3
+SUPPORTING_KINDS = frozenset({"event", "background"})
+FALLBACK_MIN_COSINE = 0.32  # the single-threshold rule this judge replaced
+@dataclass(frozen=True)
+class LinearModel:
+    """A standardized logistic model: sigmoid(((x - mean) / scale) . coef + intercept)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+
+    def probability(self, x: np.ndarray) -> float:
+        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept, "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> LinearModel:
+        arrays = {key: np.asarray(data[key], dtype=np.float64) for key in ("mean", "scale", "coef")}
+        if not all(a.shape == (len(FEATURES),) for a in arrays.values()):
+            raise ValueError(f"expected {len(FEATURES)} weights per model")
+        return cls(arrays["mean"], arrays["scale"], arrays["coef"], float(data["intercept"]),  # type: ignore[arg-type]
+                   float(data["threshold"]))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class JudgeModel:
+    answerable: LinearModel
+    in_domain: LinearModel
+    premise_min_similarity: float
+    fitted_on: str
+    plan_rule: bool = True  # flag a taken-for-granted event whose storyline is still a plan
+    premise_name_weight: float = 0.0  # how much a correction loses per share of the question's names it lacks
+    examples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tuning questions by EXAMPLE_GROUPS
+    # A premise counts as supported (no correction) when the best passage is an event or background
+    # passage that covers at least this share of the question's words.
+    premise_support: float = 1.01
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> JudgeModel:
+        """The fitted model; the plain cosine rule (with a warning) when the file is missing or unusable."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if tuple(data["features"]) != FEATURES:
+                raise ValueError("it was fitted on other features")
+            return cls(LinearModel.from_dict(data["answerable"]), LinearModel.from_dict(data["in_domain"]),
+                       float(data["premise_min_similarity"]), str(data.get("fitted_on", "")),
+                       bool(data.get("plan_rule", True)), float(data.get("premise_name_weight", 0.0)),
+                       {g: tuple(map(str, data.get("examples", {}).get(g, ()))) for g in EXAMPLE_GROUPS},
+                       float(data.get("premise_support", 1.01)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("judge model %s unusable (%s): answering by cosine >= %.2f; run `spacebot fit`",
+                        path, exc, FALLBACK_MIN_COSINE)
+            return cls.cosine_rule(FALLBACK_MIN_COSINE)
+
+    @classmethod
+    def cosine_rule(cls, min_cosine: float, premise_min_similarity: float = 0.6) -> JudgeModel:
+        """Answer when the best cosine reaches ``min_cosine``; in scope when nearer the covered subjects."""
+        return cls(_one_feature("dense_max", min_cosine), _one_feature("scope_margin", 0.0),
+                   premise_min_similarity, f"cosine rule >= {min_cosine}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"features": list(FEATURES), "answerable": self.answerable.to_dict(),
+                "in_domain": self.in_domain.to_dict(), "premise_min_similarity": self.premise_min_similarity,
+                "plan_rule": self.plan_rule, "premise_name_weight": self.premise_name_weight,
+                "premise_support": self.premise_support, "fitted_on": self.fitted_on,
+                "examples": {g: list(self.examples.get(g, ())) for g in EXAMPLE_GROUPS}}
+
+
+def _one_feature(name: str, cut: float, steepness: float = 50.0) -> LinearModel:
+    """A model that says yes exactly when feature ``name`` reaches ``cut``."""
+    coef = np.zeros(len(FEATURES))
+    coef[FEATURES.index(name)] = steepness
+    return LinearModel(np.zeros(len(FEATURES)), np.ones(len(FEATURES)), coef, -steepness * cut, 0.5)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    answered: bool
+    confidence: float
+    decline_reason: DeclineReason | None = None
+    premise: Premise | None = None
+    premise_passage: Passage | None = None  # the current position the premise correction comes from
+
+
+class Evidence:
+    """What the judge knows about one snapshot: term statistics and prototype vectors."""
+
+    def __init__(self, lexical: LexicalIndex, prototypes: Prototypes) -> None:
+        self.lexical = lexical
+        self.prototypes = prototypes
+        self.row_stems = [frozenset(stem(t) for t in terms) for terms in lexical.row_terms]
+        self.known_stems = frozenset(stem(t) for t in lexical.vocabulary)
+        self.unknown_idf = lexical.idf("\0never-seen")
+
+    def weight(self, term: str) -> float:
+        return self.lexical.idf(term) if stem(term) in self.known_stems else self.unknown_idf
+
+    def features(self, query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate]) -> np.ndarray:
+        """The feature vector, in the order of ``FEATURES``."""
+        top = list(candidates[:TOP])
+        terms = list(dict.fromkeys(query.content_terms))
+        weights = np.array([self.weight(t) for t in terms], dtype=np.float64)
+        total = float(weights.sum()) or 1.0
+        coverages = [self._coverage(terms, weights, c.row) / total for c in top] or [0.0]
+        unknown = sum(w for t, w in zip(terms, weights, strict=True) if stem(t) not in self.known_stems) / total
+        scope_in, scope_out = self._scope(vector)
+        lead = top[0] if top else None
+        second = candidates[1].score if len(candidates) > 1 else 0.0
+        return np.array([
+            max((c.dense for c in top), default=0.0),
+            lead.dense if lead else 0.0,
+            coverages[0],
+            max(coverages),
+            unknown if terms else 1.0,
+            float(bool(lead and (lead.dense_rank or 99) <= TOP and (lead.lexical_rank or 99) <= TOP)),
+            1.0 / lead.lexical_rank if lead and lead.lexical_rank else 0.0,
+            scope_in,
+            scope_out,
+            scope_in - scope_out,
+            (lead.score - second) / lead.score if lead and lead.score > 0 else 0.0,
+            min(len(terms), 10) / 10,
+            *self._neighbours(vector),
+        ], dtype=np.float64)
+
+    def _neighbours(self, vector: np.ndarray | None) -> list[float]:
+        """Mean cosine to the KNN nearest tuning questions of each group."""
+        examples = self.prototypes.examples
+        if vector is None:
+            return [0.0] * len(EXAMPLE_GROUPS)
+        return [nearest_mean(examples.get(group), vector) for group in EXAMPLE_GROUPS]
+
+    def _coverage(self, terms: list[str], weights: np.ndarray, row: int) -> float:
+        stems = self.row_stems[row]
+        return float(sum(w for t, w in zip(terms, weights, strict=True) if stem(t) in stems))
+
+    def _scope(self, vector: np.ndarray | None) -> tuple[float, float]:
+        if vector is None:
+            return 0.0, 0.0
+        v = vector.ravel()
+        inside = float((self.prototypes.covered @ v).max()) if len(self.prototypes.covered) else 0.0
+        outside = float((self.prototypes.not_covered @ v).max()) if len(self.prototypes.not_covered) else 0.0
+        return inside, outside
+
+
+def premise_supported(candidates: Sequence[Candidate], features: np.ndarray, min_coverage: float) -> bool:
+    """The best passage states what the question takes for granted: an event or background passage
+    that covers most of the question's words ("When was US Space Command re-established?")."""
+    lead_kind = candidates[0].passage.kind if candidates else ""
+    return lead_kind in SUPPORTING_KINDS and features[FEATURES.index("coverage_lead")] >= min_coverage
+
+
+def nearest_mean(vectors: np.ndarray | None, vector: np.ndarray) -> float:
+    if vectors is None or not len(vectors):
+        return 0.0
+    similarities = vectors @ vector.ravel()
+    return float(np.sort(similarities)[-KNN:].mean())
+
+
+def judge(
+    query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate],
+    *, model: JudgeModel, evidence: Evidence, storylines: Storylines, claim_vector: np.ndarray | None = None,
+) -> Verdict:
+    if query.empty or query.small_talk:
+        return Verdict(False, 0.0, "not_a_question")
+    if not candidates or vector is None:
+        return Verdict(False, 0.0, "out_of_scope")
+    x = evidence.features(query, vector, candidates)
+    confidence = model.answerable.probability(x)
+    finding = best_correction(query, claim_vector, candidates, storylines, evidence.prototypes,
+                              name_weight=model.premise_name_weight)
+    if finding is not None and premise_supported(candidates, x, model.premise_support):
+        finding = None
+    if finding is None or finding.similarity < model.premise_min_similarity:
+        finding = unfulfilled_plan(query, candidates, storylines) if model.plan_rule else None
+    if finding is not None:
+        return Verdict(True, confidence, None, finding.premise, finding.passage)
+    if confidence >= model.answerable.threshold:
+        return Verdict(True, confidence)
+    in_domain = model.in_domain.probability(x) >= model.in_domain.threshold
+    return Verdict(False, confidence, "not_covered" if in_domain else "out_of_scope")

@@ -1,0 +1,70 @@
+"""The answer pipeline: understand, retrieve, judge, compose, in that order, for a batch of questions.
+
+Follow-ups run twice, as asked and resolved against the conversation; :mod:`bot.core.followup`
+chooses. One encoder call serves the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from bot.core.compose import compose_answer
+from bot.core.declines import decline
+from bot.core.followup import choose, plan
+from bot.core.judge import judge
+from bot.core.models import Answer
+from bot.core.retrieval import retrieve
+from bot.core.snapshot import Snapshot
+from bot.core.understand import Query, understand
+
+Encode = Callable[[list[str]], np.ndarray]
+
+
+def answer_in_context(
+    snapshot: Snapshot, encode: Encode, questions: Sequence[str], contexts: Sequence[Sequence[str]], k: int
+) -> list[Answer]:
+    plans = [plan(str(q), c) for q, c in zip(questions, contexts, strict=True)]
+    texts = [text for p in plans for text in (p.question, p.resolved) if text is not None]
+    results = iter(answer_texts(snapshot, encode, texts, k))
+    answers = []
+    for p in plans:
+        alone = next(results)
+        resolved = next(results) if p.resolved is not None else None
+        answers.append(choose(p, alone, resolved))
+    return answers
+
+
+def answer_texts(snapshot: Snapshot, encode: Encode, texts: Sequence[str], k: int) -> list[Answer]:
+    """Understand every text, encode them (and the claims they take for granted) in one call, then
+    retrieve, judge and compose each."""
+    queries = [understand(text, snapshot.retriever.lexical) for text in texts]
+    rows = encode([text for q in queries for text in texts_to_encode(q)])
+    answers, row = [], 0
+    for query in queries:
+        vectors = rows[row:row + len(texts_to_encode(query))]
+        row += len(vectors)
+        vector = vectors[0] if len(vectors) else None
+        claim = vectors[1] if len(vectors) > 1 else None
+        answers.append(answer_query(snapshot, query, vector, k, claim_vector=claim))
+    return answers
+
+
+def texts_to_encode(query: Query) -> list[str]:
+    """The question, and for one that takes something for granted, that claim as a statement."""
+    if query.empty or query.small_talk:
+        return []
+    return [query.text, query.claim] if query.presupposes else [query.text]
+
+
+def answer_query(
+    snapshot: Snapshot, query: Query, vector: np.ndarray | None, k: int, *, claim_vector: np.ndarray | None = None
+) -> Answer:
+    candidates = retrieve(snapshot.retriever, query, vector, k)
+    verdict = judge(query, vector, candidates, model=snapshot.judge_model, evidence=snapshot.evidence,
+                    storylines=snapshot.storylines, claim_vector=claim_vector)
+    if not verdict.answered:
+        assert verdict.decline_reason is not None
+        return decline(query.asked, verdict.decline_reason, candidates, snapshot, verdict.confidence)
+    return compose_answer(query, verdict, candidates, snapshot, k)

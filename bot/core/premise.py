@@ -1,0 +1,100 @@
+"""False premises: a question that takes for granted something the knowledge base says has not happened.
+
+Moderators write the corrections (a passage's ``corrects`` sentences, true as of its date, on the
+current head of a storyline). A question that presupposes an event ("when did Russia quit the
+ISS?") is checked against the corrections of the storylines it retrieved; a close match means the
+premise does not hold, and the answer opens with the correction, dated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.core.models import Passage, Premise
+from bot.core.names import named_terms
+from bot.core.prototypes import Correction, Prototypes
+from bot.core.retrieval import Candidate
+from bot.core.stemming import stem
+from bot.core.storylines import Storylines
+from bot.core.text import tokenize
+from bot.core.understand import Query
+
+NEARBY = 5
+UNFULFILLED = frozenset({"plan", "proposal"})
+# Which corrections contradict which presupposition: "when did Russia quit?" (an event) is answered by
+# "Russia has not left"; "is Rogozin still in charge?" by "Rogozin no longer heads Roscosmos".
+CONTRADICTS = {"event": frozenset({"not"}), "still": frozenset({"change"}), "state": frozenset({"not", "change"})}
+_ARTICLES = ("The ", "A ", "An ", "No ", "None ")
+
+
+@dataclass(frozen=True)
+class PremiseFinding:
+    premise: Premise
+    passage: Passage  # the passage whose correction applies: the current position to lead with
+    similarity: float
+
+
+def best_correction(
+    query: Query, claim_vector: np.ndarray | None, candidates: Sequence[Candidate], storylines: Storylines,
+    prototypes: Prototypes, *, name_weight: float = 0.0,
+) -> PremiseFinding | None:
+    """The current correction on the retrieved storylines that best contradicts what the question
+    takes for granted, whatever its score: the cosine between the question's claim and the belief the
+    correction denies, less ``name_weight`` times the share of the question's names (countries,
+    organisations, people) the correction does not mention."""
+    if not query.presupposes or claim_vector is None or not prototypes.corrections:
+        return None
+    topics = {c.passage.topic for c in candidates[:NEARBY]}
+    names = named_terms(query.asked)
+    similarities = prototypes.correction_vectors @ claim_vector.ravel()
+    best: PremiseFinding | None = None
+    for correction, cosine in zip(prototypes.corrections, similarities.tolist(), strict=True):
+        passage = correction.passage
+        if passage.topic not in topics or not storylines.is_head(passage):
+            continue
+        if _polarity(correction.sentence) not in CONTRADICTS[query.presupposes]:
+            continue
+        similarity = cosine - name_weight * (1.0 - _mentioned_share(names, correction))
+        if best is None or similarity > best.similarity:
+            note = f"No: as of {passage.date:%B %Y}, {_sentence_case(correction.sentence)}"
+            best = PremiseFinding(Premise(False, note, passage.date), passage, similarity)
+    return best
+
+
+def _polarity(sentence: str) -> str:
+    """"change" for "X is no longer Y" (a state that ended), "not" for "X has not happened"."""
+    return "change" if "no longer" in sentence.casefold() else "not"
+
+
+def _mentioned_share(names: frozenset[str], correction: Correction) -> float:
+    if not names:
+        return 1.0
+    passage = correction.passage
+    said = {stem(t) for t in tokenize(" ".join([correction.sentence, passage.title, *passage.aliases]))}
+    return sum(stem(name) in said for name in names) / len(names)
+
+
+def _sentence_case(sentence: str) -> str:
+    """Lower-case a leading article so the sentence reads on after "as of March 2026, "."""
+    sentence = sentence.strip()
+    if sentence.startswith(_ARTICLES):
+        sentence = sentence[0].lower() + sentence[1:]
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
+def unfulfilled_plan(query: Query, candidates: Sequence[Candidate], storylines: Storylines) -> PremiseFinding | None:
+    """A question taking an event for granted whose closest passages, to the newest, are still plans."""
+    if not query.presupposes or not candidates:
+        return None
+    best = candidates[0].passage
+    head = storylines.latest(best)
+    if best.kind not in UNFULFILLED or head.kind not in UNFULFILLED:
+        return None
+    if head.corrects:
+        state = _sentence_case(head.corrects[0])
+    else:
+        state = "that has not happened; it is still only " + ("planned." if head.kind == "plan" else "a proposal.")
+    return PremiseFinding(Premise(False, f"No: as of {head.date:%B %Y}, {state}", head.date), head, 1.0)

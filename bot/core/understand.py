@@ -1,0 +1,179 @@
+"""Stage 1, understanding the question: clean it, fix typos, read its time, type and presuppositions.
+
+Nothing here looks at the index; the result, a :class:`Query`, is what every later stage reads.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.core.names import word_set
+from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query
+from bot.core.stemming import stem
+from bot.core.text import TimeReference, asks_about_the_past, find_time_reference, tokenize
+
+MAX_QUESTION_CHARS = 2_000
+
+QuestionKind = Literal["definition", "other"]
+# What a question takes for granted: that an event happened ("when did Russia quit?"), that a state
+# still holds ("is Rogozin still in charge?"), or that something is so ("why is the USDV a Starship?").
+Presupposition = Literal["event", "still", "state"]
+
+# Words that carry no question on their own: greetings, thanks, chatter about the bot itself.
+SMALL_TALK = word_set(
+    "hi hello hey hiya yo sup howdy greetings morning evening afternoon night good great nice cool awesome "
+    "thanks thank thx ty cheers ok okay k kk lol lmao haha hahaha xd yes no yep nope yeah nah bye goodbye "
+    "help bot bots test testing ping welcome wow hmm hm oh ah huh please sorry love like you're youre "
+    "anything something commands command start can much gm gn tysm np brb"
+)
+_DEFINITION = re.compile(
+    r"^(?:so\s+|and\s+|ok\s+|hey\s+)?(?:"
+    r"(?:what|who)(?:\s+(?:is|are|was|were)|'s|’s|s)\s+(?:the\s+|an?\s+)?(?P<x1>.+?)(?:\s+(?:all\s+)?about)?"
+    r"|what\s+(?:does|do)\s+(?P<x2>.+?)\s+(?:mean|stand\s+for|do)"
+    r"|(?:explain|define|describe)\s+(?:what\s+(?:is|are)\s+)?(?:the\s+|an?\s+)?(?P<x3>.+?)"
+    r"|(?:tell\s+me|can\s+you\s+tell\s+me)\s+(?:about|what)\s+(?:is\s+|are\s+)?(?:the\s+|an?\s+)?(?P<x4>.+?)"
+    r"|(?:eli5|meaning\s+of)\s*:?\s+(?P<x5>.+?)"
+    r")\s*(?:to\s+me|exactly|again|even|anyway)?\s*[?.!]*$",
+    re.IGNORECASE,
+)
+# A definition asks what a thing is, not its state: these words turn "what is X" into a status question.
+_NOT_DEFINITION = word_set(
+    "latest status current currently now today new newest next last plan plans date deadline schedule when cost "
+    "costs budget price happening happened going doing said say says position timeline future end deal count "
+    "number many much stance decision update news record biggest largest first"
+)
+MAX_DEFINED_TERMS = 7
+MAX_REMARK_TERMS = 2
+_ASKING = re.compile(r"\b(?:what|when|why|how|who|whom|whose|where|which|is|are|does|do|did|can|will|should|would)\b",
+                     re.IGNORECASE)
+_PRESUPPOSING = re.compile(
+    r"\b(?:when|why|how|where|after|since|until)\s+(?:exactly\s+)?(?:did|was|were|had|has|have)\b"
+    r"|\b(?:after|since|now\s+that|ever\s+since|following)\s+(?:the\s+)?[\w'’-]+(?:\s+[\w'’-]+){0,3}\s+"
+    r"(?:left|quit|joined|signed|ratified|cancel(?:l)?ed|ended|crashed|retired|deorbited|withdrew|landed|"
+    r"launched|collapsed|closed|scrapped|abandoned|shut|fell|exploded|banned|approved|passed|replaced|"
+    r"was\s+\w+|were\s+\w+)\b"
+    r"|\bwho\s+(?:replaced|succeeded)\b",
+    re.IGNORECASE,
+)
+_STILL = re.compile(r"\bstill\b", re.IGNORECASE)
+_STATE = re.compile(
+    r"^(?:so\s+)?(?:why|how come)\s+(?:is|are|does|do|isn't|aren't|doesn't|don't)\b"
+    r"|\b(?:now that|since)\s+[\w'’ -]{2,40}?\s+(?:is|are|never|no longer|has|have)\b"
+    r"|\b(?:is|are)\s+(?:now\s+)?in force\b",
+    re.IGNORECASE,
+)
+# "When did Roscosmos say it would leave?" presupposes the saying, which happened, not the leaving.
+_REPORTED = re.compile(
+    r"\b(?:say|said|announce[ds]?|state[ds]?|claim(?:ed)?|suggest(?:ed)?|propose[ds]?|plan(?:ned)?|expect(?:ed)?|"
+    r"hope[ds]?|want(?:ed)?|warn(?:ed)?|threaten(?:ed)?|promise[ds]?|tell|told|confirm(?:ed)?|mention(?:ed)?|"
+    r"talk(?:ed)?|discuss(?:ed)?|hint(?:ed)?|predict(?:ed)?|estimate[ds]?|consider(?:ed)?|ask(?:ed)?|"
+    r"first\s+(?:say|suggest|propose|announce)|decide[ds]?|intend(?:ed)?|agree[ds]?)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as the later stages see it."""
+
+    asked: str  # the question as asked, made safe (no lone surrogates or control characters)
+    text: str  # what retrieval searches: cleaned and typo-corrected
+    time: TimeReference | None
+    past: bool
+    kind: QuestionKind
+    presupposes: Presupposition | None  # what it takes for granted, so a false premise is possible
+    claim: str  # what it takes for granted, as a statement ("Russia quit the space station")
+    small_talk: bool
+    content_terms: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.text
+
+
+def sanitize(text: object) -> str:
+    """Text every later stage can handle: valid Unicode, no control characters, single spaces."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\t\n" else " " for ch in text)
+    return " ".join(unicodedata.normalize("NFC", text).split())[:MAX_QUESTION_CHARS]
+
+
+def _has_surrogates(text: str) -> bool:
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def content_terms(text: str) -> tuple[str, ...]:
+    return tuple(t for t in tokenize(text) if t not in STOPWORDS and t not in SMALL_TALK)
+
+
+def is_small_talk(text: str, known: frozenset[str] = frozenset()) -> bool:
+    """Greetings, thanks, "help", emoji and punctuation: nothing that asks about anything. With the
+    knowledge base's words (``known``), also a short remark that is not a question and names nothing
+    the knowledge base knows ("bruh", "nice one")."""
+    terms = [t for t in tokenize(text) if t not in STOPWORDS and t not in SMALL_TALK]
+    if not terms:
+        return True
+    remark = "?" not in text and not _ASKING.search(text) and len(terms) <= MAX_REMARK_TERMS
+    return bool(known) and remark and not any(t in known or stem(t) in known for t in terms)
+
+
+def question_kind(text: str) -> QuestionKind:
+    """"definition" for "what is X?", "explain X", "what are the X about?"; "other" for everything else."""
+    match = _DEFINITION.match(text.strip())
+    if not match:
+        return "other"
+    subject = next(value for value in match.groupdict().values() if value)
+    terms = [t for t in tokenize(subject) if t not in STOPWORDS]
+    if not terms or len(terms) > MAX_DEFINED_TERMS or find_time_reference(text):
+        return "other"
+    if any(t in _NOT_DEFINITION for t in tokenize(subject)):
+        return "other"
+    return "definition"
+
+
+def presupposes_an_event(text: str) -> bool:
+    """True when the question takes for granted that something happened ("when did Russia quit?")."""
+    match = _PRESUPPOSING.search(text)
+    return bool(match) and not _REPORTED.search(text[match.start():])
+
+
+_QUESTION_LEAD = re.compile(
+    r"^(?:so\s+|and\s+|but\s+)?(?:when|why|how|where)\s+(?:exactly\s+)?(?:did|was|were|had|has|have|is|are|does|do)\s+",
+    re.IGNORECASE,
+)
+
+
+def claim_of(text: str) -> str:
+    """The statement a question takes for granted: "When did Russia quit the ISS?" -> "Russia quit the ISS"."""
+    return _QUESTION_LEAD.sub("", text.strip().rstrip("?!. ")) or text
+
+
+def presupposition(text: str) -> Presupposition | None:
+    if presupposes_an_event(text):
+        return "event"
+    if _STILL.search(text):
+        return "still"
+    if _STATE.search(text):
+        return "state"
+    return None
+
+
+def understand(question: object, lexical: LexicalIndex) -> Query:
+    asked = sanitize(question)
+    corrected = correct_query(asked, lexical) if asked else asked
+    return Query(
+        asked=asked,
+        text=corrected,
+        time=find_time_reference(asked),
+        past=asks_about_the_past(asked),
+        kind=question_kind(asked),
+        presupposes=presupposition(asked),
+        claim=claim_of(asked),
+        small_talk=is_small_talk(asked, lexical.vocabulary),
+        content_terms=content_terms(corrected),
+    )

@@ -1,0 +1,132 @@
+"""What the shells record about each answer: a count for every question, a gap for the ones it could not answer.
+
+``AnswerRecorder.observe(answer, guild_id)`` is all a shell calls after answering: it queues the
+writes and returns at once (the question's vector, for grouping gaps, is computed in the background
+write too). ``record_answer`` does the same writes awaited, for one-shot commands (``spacebot ask``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import numpy as np
+
+from bot.core.models import Answer
+from bot.storage.errors import StorageError, describe
+from bot.storage.queue import WriteQueue
+from bot.storage.records import GapReason, Outcome
+from bot.storage.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Vectorize = Callable[[str], Awaitable[Sequence[float] | np.ndarray | None]]
+TopicTitle = Callable[[str], str]
+# Declines that are only counted: their texts are not worth keeping (greetings, other subjects, bare follow-ups).
+COUNTED_ONLY = ("not_a_question", "out_of_scope", "not_understood")
+
+
+def outcome_of(answer: Answer) -> Outcome:
+    return "answered" if answer.answered else (answer.decline_reason or "not_covered")
+
+
+def gap_reason(answer: Answer, low_confidence: float) -> GapReason | None:
+    """``not_covered`` declines and answers below ``low_confidence`` are gaps; every other answer is not."""
+    if answer.decline_reason == "not_covered":
+        return "not_covered"
+    if answer.answered and answer.confidence < low_confidence:
+        return "low_confidence"
+    return None
+
+
+def gap_topics(answer: Answer, topic_title: TopicTitle | None = None) -> tuple[str, ...]:
+    """The nearest topics: a decline's suggestions (topic titles), or the titles of an answer's passages' topics."""
+    if not answer.answered:
+        return tuple(answer.suggestions)
+    slugs = dict.fromkeys(ranked.passage.topic for ranked in answer.passages)
+    return tuple(topic_title(slug) if topic_title else slug for slug in slugs)
+
+
+async def record_answer(
+    storage: Storage, answer: Answer, guild_id: int | None, *, low_confidence: float | None = None,
+    vectorize: Vectorize | None = None, topic_title: TopicTitle | None = None,
+) -> None:
+    """Count the answer and store its gap, if it is one; raises StorageError when the database fails."""
+    await _count(storage, answer, guild_id)
+    reason = gap_reason(answer, _threshold(storage, low_confidence))
+    if reason is not None:
+        await _store_gap(storage, answer, guild_id, reason, vectorize=vectorize, topic_title=topic_title)
+
+
+class AnswerRecorder:
+    """Records every answer through a :class:`WriteQueue`: ``observe`` neither waits nor raises."""
+
+    def __init__(
+        self, storage: Storage, queue: WriteQueue, *, low_confidence: float | None = None,
+        vectorize: Vectorize | None = None, topic_title: TopicTitle | None = None,
+    ) -> None:
+        self._storage = storage
+        self._queue = queue
+        self._low_confidence = _threshold(storage, low_confidence)
+        self._vectorize = vectorize
+        self._topic_title = topic_title
+
+    def observe(self, answer: Answer, guild_id: int | None) -> None:
+        try:
+            storage = self._storage
+            self._queue.submit(f"count {outcome_of(answer)}", lambda: _count(storage, answer, guild_id))
+            reason = gap_reason(answer, self._low_confidence)
+            if reason is not None:
+                vectorize, topic_title = self._vectorize, self._topic_title
+                self._queue.submit(f"gap {reason}", lambda: _store_gap(
+                    storage, answer, guild_id, reason, vectorize=vectorize, topic_title=topic_title
+                ))
+        except Exception:  # recording must never cost the user the answer
+            log.exception("could not queue the answer's records")
+
+
+def _threshold(storage: Storage, low_confidence: float | None) -> float:
+    return storage.settings.gap_confidence if low_confidence is None else low_confidence
+
+
+async def _count(storage: Storage, answer: Answer, guild_id: int | None) -> None:
+    topic = answer.passages[0].passage.topic if answer.answered and answer.passages else None
+    await storage.count_question(outcome_of(answer), guild_id, topic)
+
+
+async def _store_gap(
+    storage: Storage, answer: Answer, guild_id: int | None, reason: GapReason, *,
+    vectorize: Vectorize | None, topic_title: TopicTitle | None,
+) -> None:
+    vector = await _vector(answer.question, vectorize)
+    await storage.record_gap(
+        answer.question, reason, guild_id=guild_id, topics=gap_topics(answer, topic_title), vector=vector,
+        confidence=answer.confidence,
+    )
+
+
+async def _vector(question: str, vectorize: Vectorize | None) -> Sequence[float] | np.ndarray | None:
+    """The question's vector, or None (the gap is then grouped by its words only)."""
+    if vectorize is None:
+        return None
+    try:
+        return await vectorize(question)
+    except Exception as exc:  # an encoder failure must not lose the gap itself
+        log.warning("could not encode a gap question for grouping: %s", describe(exc))
+        return None
+
+
+async def purge_periodically(storage: Storage, every: dt.timedelta = dt.timedelta(hours=6)) -> None:
+    """Delete question texts past SPACEBOT_RETENTION_DAYS now and every ``every``; run it as a task, cancel it."""
+    while True:
+        try:
+            report = await storage.purge_older_than()
+        except StorageError as exc:
+            log.warning("retention: could not delete old question texts (next try in %s): %s", every, describe(exc))
+        else:
+            if report.gaps_purged or report.reports_anonymised:
+                log.info("retention: %d gap texts and %d reports' texts deleted",
+                         report.gaps_purged, report.reports_anonymised)
+        await asyncio.sleep(every.total_seconds())

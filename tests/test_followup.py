@@ -1,0 +1,82 @@
+"""Follow-ups: which questions lean on the conversation, how they are resolved, which answer wins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from bot.core.followup import choose, leans_on_context, plan, resolve
+from bot.core.models import Answer, Passage, RankedPassage, Source
+
+
+@pytest.mark.parametrize("text", [
+    "and Brazil?", "who leads it now?", "how many is that in total?", "did Japan sign too?",
+    "what about Roscosmos?", "why?",
+])
+def test_fragments_lean_on_the_conversation(text: str) -> None:
+    assert leans_on_context(text)
+
+
+@pytest.mark.parametrize("text", ["When is Russia leaving the ISS?", "Who won the 2018 World Cup in Russia?",
+                                  "What are the Artemis Accords and who signed them first?"])
+def test_full_questions_stand_on_their_own(text: str) -> None:
+    assert not leans_on_context(text)
+
+
+def test_a_named_subject_replaces_the_earlier_subject_of_the_same_kind() -> None:
+    assert resolve("and Roscosmos?", "Who runs NASA?") == "Who runs Roscosmos?"
+    assert resolve("what about Brazil?", "When did Japan sign the Artemis Accords?") == (
+        "When did Brazil sign the Artemis Accords?")
+
+
+def test_anything_else_is_read_together_with_the_earlier_question() -> None:
+    assert resolve("who leads it now?", "What is Roscosmos?") == "who leads it now? What is Roscosmos?"
+
+
+def test_the_plan_draws_on_the_last_earlier_question_and_needs_one() -> None:
+    follow = plan("and Brazil?", ["Who runs NASA?", "When did Japan sign the Artemis Accords?"])
+    assert follow.used == "When did Japan sign the Artemis Accords?"
+    assert follow.resolved == "When did Brazil sign the Artemis Accords?"
+    alone = plan("and Brazil?", [])
+    assert alone.resolved is None and alone.used is None and alone.dependent
+
+
+def _answer(answered: bool, reason: str | None = None, lead: str = "p") -> Answer:
+    passage = Passage(id=lead, title=lead, text="t.", date=dt.date(2024, 1, 1), topic="t", file=Path("t.yaml"),
+                      source=Source("P", "T", "https://example.org"))
+    return Answer(question="q", answered=answered, lead="t." if answered else "",
+                  passages=(RankedPassage(passage, 1.0),) if answered else (), history=(), suggestions=(),
+                  kb_version="v", decline_reason=reason)  # type: ignore[arg-type]
+
+
+def test_a_question_standing_on_its_own_keeps_its_own_answer() -> None:
+    follow = plan("When is Russia leaving the ISS?", ["Who runs NASA?"])
+    chosen = choose(follow, _answer(True, lead="alone"), _answer(True, lead="resolved"))
+    assert chosen.passages[0].passage.id == "alone" and chosen.context_used is None
+
+
+def test_an_out_of_scope_question_is_not_bent_by_the_context() -> None:
+    follow = plan("Who won the 2018 World Cup?", ["When is Russia leaving the ISS?"])
+    chosen = choose(follow, _answer(False, "out_of_scope"), _answer(True, lead="resolved"))
+    assert chosen.decline_reason == "out_of_scope"
+
+
+def test_a_fragment_takes_the_resolved_answer_and_says_what_it_followed() -> None:
+    follow = plan("and Roscosmos?", ["Who runs NASA?"])
+    chosen = choose(follow, _answer(False, "not_covered"), _answer(True, lead="resolved"))
+    assert chosen.passages[0].passage.id == "resolved"
+    assert chosen.context_used == "Who runs NASA?"
+    assert chosen.question == "and Roscosmos?"
+
+
+def test_thanks_after_a_question_stays_small_talk() -> None:
+    follow = plan("thanks!", ["Who runs NASA?"])
+    assert choose(follow, _answer(False, "not_a_question"), _answer(True)).decline_reason == "not_a_question"
+
+
+def test_a_pointing_fragment_without_context_is_not_understood() -> None:
+    follow = plan("who leads it now?", [])
+    chosen = choose(follow, _answer(True, lead="random"), None)
+    assert chosen.decline_reason == "not_understood" and not chosen.answered and chosen.passages == ()

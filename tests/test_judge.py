@@ -1,0 +1,97 @@
+"""Stage 3: the judge's model file, its fallback, threshold fitting, premise corrections and scope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.core.calibration import best_threshold
+from bot.core.judge import FEATURES, MODEL_FILE, JudgeModel, LinearModel
+from bot.core.prototypes import Correction
+from bot.core.scope import parse_scope
+from bot.core.stemming import stem
+
+
+def test_the_shipped_judge_model_loads_and_says_what_it_was_fitted_on() -> None:
+    model = JudgeModel.load(MODEL_FILE)
+    assert "questions/tuning" in model.fitted_on
+    assert "holdout" not in model.fitted_on
+    assert 0.0 < model.answerable.threshold < 1.0
+
+
+def test_a_judge_model_survives_a_round_trip_through_json(tmp_path: Path) -> None:
+    model = JudgeModel.load(MODEL_FILE)
+    path = tmp_path / "judge.json"
+    path.write_text(json.dumps(model.to_dict()), encoding="utf-8")
+    again = JudgeModel.load(path)
+    assert again.to_dict() == model.to_dict()
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"features": ["other"]}', '{"features": []}'])
+def test_an_unusable_model_file_falls_back_to_the_cosine_rule_with_a_warning(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "judge.json"
+    path.write_text(content, encoding="utf-8")
+    model = JudgeModel.load(path)
+    assert model.fitted_on.startswith("cosine rule")
+    assert "spacebot fit" in caplog.text
+
+
+def test_the_cosine_rule_answers_exactly_at_its_threshold() -> None:
+    rule = JudgeModel.cosine_rule(0.3).answerable
+    x = np.zeros(len(FEATURES))
+    x[FEATURES.index("dense_max")] = 0.31
+    assert rule.probability(x) >= rule.threshold
+    x[FEATURES.index("dense_max")] = 0.29
+    assert rule.probability(x) < rule.threshold
+
+
+def test_a_linear_model_with_the_wrong_number_of_weights_is_refused() -> None:
+    with pytest.raises(ValueError, match="weights"):
+        LinearModel.from_dict({"mean": [0.0], "scale": [1.0], "coef": [1.0], "intercept": 0.0, "threshold": 0.5})
+
+
+def test_best_threshold_weighs_a_wrong_answer_as_several_false_declines() -> None:
+    probabilities = np.array([0.9, 0.8, 0.6, 0.55, 0.4, 0.2])
+    labels = np.array([1, 1, 0, 1, 0, 0])
+    assert best_threshold(probabilities, labels, wrong_cost=3.0) == pytest.approx(0.8)
+    assert best_threshold(probabilities, labels, wrong_cost=0.1) <= 0.55
+
+
+@pytest.mark.parametrize(("sentence", "claim"), [
+    ("Russia has not left the ISS.", "Russia has left the ISS"),
+    ("China and Russia have not signed the Artemis Accords.", "China and Russia have signed the Artemis Accords"),
+    ("The ISS has not been deorbited.", "The ISS has been deorbited"),
+    ("The EU Space Act is not yet law; as of March 2026 it was a proposal.", "The EU Space Act is law"),
+    ("Rogozin no longer heads Roscosmos.", "Rogozin heads Roscosmos"),
+    ("Butch and Suni are no longer on the ISS: they came home.", "Butch and Suni are on the ISS"),
+])
+def test_a_correction_states_the_belief_it_denies(sentence: str, claim: str) -> None:
+    assert Correction(sentence, None).claim == claim  # type: ignore[arg-type]
+
+
+def test_scope_file_gives_the_summary_and_both_lists() -> None:
+    scope = parse_scope("# Title\n\nI answer X.\nNothing else.\n\n## Covered\n- a\n- b\n\n## Not covered\n- c\n")
+    assert scope.summary == "I answer X. Nothing else."
+    assert scope.covered == ("a", "b")
+    assert scope.not_covered == ("c",)
+
+
+def test_a_scope_file_without_sections_is_all_summary() -> None:
+    assert parse_scope("Space policy only.").summary == "Space policy only."
+    assert parse_scope("Space policy only.").covered == ()
+
+
+def test_the_shipped_scope_lists_covered_and_not_covered_subjects() -> None:
+    scope = parse_scope((Path(__file__).parents[1] / "knowledge" / "scope.md").read_text(encoding="utf-8"))
+    assert scope.summary and len(scope.covered) >= 10 and len(scope.not_covered) >= 10
+
+
+@pytest.mark.parametrize(("word", "expected"), [("signed", "sign"), ("stations", "station"), ("leaving", "leav"),
+                                                ("iss", "iss"), ("uses", "uses"), ("launched", "launch")])
+def test_stem_strips_common_suffixes_but_keeps_short_words(word: str, expected: str) -> None:
+    assert stem(word) == expected

@@ -1,0 +1,77 @@
+"""Stage 1: cleaning, small talk, question types and presuppositions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.core.understand import MAX_QUESTION_CHARS, is_small_talk, presupposes_an_event, question_kind, sanitize
+
+
+def test_sanitize_replaces_lone_surrogates_so_any_tokenizer_accepts_the_text() -> None:
+    cleaned = sanitize("When is Russia \udcff leaving \ud800 the ISS?")
+    cleaned.encode("utf-8")  # raises on a lone surrogate
+    assert "Russia" in cleaned and "ISS" in cleaned
+
+
+def test_sanitize_removes_control_characters_and_collapses_space() -> None:
+    assert sanitize("When\x00 is\x1b  Russia\u200b\tleaving?") == "When is Russia leaving?"
+
+
+def test_sanitize_caps_the_length() -> None:
+    assert len(sanitize("a" * (MAX_QUESTION_CHARS * 2))) == MAX_QUESTION_CHARS
+
+
+def test_sanitize_turns_non_text_into_text() -> None:
+    assert sanitize(None) == ""
+    assert sanitize(42) == "42"
+
+
+@given(st.text())
+def test_sanitize_always_gives_encodable_text_without_controls(text: str) -> None:
+    cleaned = sanitize(text)
+    cleaned.encode("utf-8")
+    assert all(ch >= " " for ch in cleaned)
+
+
+@pytest.mark.parametrize("text", ["hi", "thanks!", "thank you so much", "👍", "?", "help", "good bot", "gm", "lol", ""])
+def test_greetings_thanks_and_emoji_are_small_talk(text: str) -> None:
+    assert is_small_talk(text)
+
+
+@pytest.mark.parametrize("text", ["and Brazil?", "hi, when is Russia leaving the ISS?", "thanks, who runs NASA?"])
+def test_anything_naming_a_subject_is_not_small_talk(text: str) -> None:
+    assert not is_small_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "What are the Artemis Accords?", "what is the ILRS", "explain the outer space treaty", "whats TraCSS",
+    "What is the Artemis Accords about?", "tell me about the lunar gateway", "what does CLD stand for",
+])
+def test_what_is_x_questions_are_definitions(text: str) -> None:
+    assert question_kind(text) == "definition"
+
+
+@pytest.mark.parametrize("text", [
+    "What is the latest on the Artemis Accords?", "what is the status of the gateway", "what is nasa's budget for 2026",
+    "When is Russia leaving the ISS?", "what is the plan for the ISS after 2030",
+])
+def test_status_and_time_questions_are_not_definitions(text: str) -> None:
+    assert question_kind(text) == "other"
+
+
+@pytest.mark.parametrize("text", [
+    "When did Russia quit the space station?", "Why did NASA cancel Artemis?", "When did Japan sign the ILRS?",
+    "how did the ISS crash", "after russia left the iss, who runs it?", "Why was Artemis II cancelled?",
+])
+def test_questions_that_take_an_event_for_granted_presuppose_it(text: str) -> None:
+    assert presupposes_an_event(text)
+
+
+@pytest.mark.parametrize("text", [
+    "When is Russia leaving the ISS?", "When did Russia say it would leave the ISS?",
+    "When did Roscosmos announce the new station?", "Is Russia still on the ISS?",
+])
+def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None:
+    assert not presupposes_an_event(text)
