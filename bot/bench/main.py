@@ -13,10 +13,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.bench.report import PLOT_PATH, Results, compute_targets, plot_latencies, read_previous_results, render_markdown
 from bot.core.config import EngineSettings
+
+if TYPE_CHECKING:
+    from bot.bench.coldstart import Child
+    from bot.bench.inputs import QuestionSets
+    from bot.bench.systems import Systems
+    from bot.core.knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +170,7 @@ def _stage(title: str) -> Iterator[None]:
     print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
-def _knowledge(settings: EngineSettings) -> Any:
+def _knowledge(settings: EngineSettings) -> KnowledgeBase | None:
     from bot.core.knowledge import load_knowledge
 
     loaded = load_knowledge(settings.knowledge_dir)
@@ -183,7 +189,7 @@ def _workspace() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _quality(systems: Any, sets: Any, knowledge: Any) -> list[dict[str, Any]]:
+def _quality(systems: Systems, sets: QuestionSets, knowledge: KnowledgeBase) -> list[dict[str, Any]]:
     from bot.bench.quality import baseline_row, engine_row
 
     fit = {"tuning": sets.tuning, "holdout": sets.holdout, "knowledge": knowledge}
@@ -199,7 +205,7 @@ def _quality(systems: Any, sets: Any, knowledge: Any) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
-def _latency(systems: Any, texts: list[str], plan: Plan) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _latency(systems: Systems, texts: list[str], plan: Plan) -> tuple[dict[str, Any], dict[str, list[float]]]:
     from bot.bench.latency import cache_hit_latency, time_interleaved, time_on_one_torch_thread
 
     calls = {"naive": systems.naive.rank, "bm25": systems.bm25.rank, "engine-torch": systems.torch.answer,
@@ -218,7 +224,7 @@ def _latency(systems: Any, texts: list[str], plan: Plan) -> tuple[dict[str, Any]
     return table, {LATENCY_KEYS[key]: list(measured[key].samples_ms) for key in order}
 
 
-def _throughput(systems: Any, texts: list[str], plan: Plan) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _throughput(systems: Systems, texts: list[str], plan: Plan) -> tuple[list[dict[str, Any]], dict[str, int]]:
     from bot.bench.latency import concurrent_throughput, dedupe_encoder_calls
 
     batch = texts * plan.throughput_rounds
@@ -231,14 +237,14 @@ def _throughput(systems: Any, texts: list[str], plan: Plan) -> tuple[list[dict[s
     return rows, {"copies": DEDUPE_COPIES, "encoder_calls": calls}
 
 
-def _builds(systems: Any, knowledge: Any, plan: Plan) -> dict[str, Any]:
+def _builds(systems: Systems, knowledge: KnowledgeBase, plan: Plan) -> dict[str, Any]:
     from bot.bench.builds import measure_builds
 
     times = measure_builds(knowledge, systems.counter.inner, size=plan.kb_size, incremental_runs=plan.incremental_runs)
     return {**asdict(times), "ratio": times.ratio, "encoder": systems.counter.kind}
 
 
-def _cold_starts(settings: EngineSettings, systems: Any, root: Path, plan: Plan) -> dict[str, Any]:
+def _cold_starts(settings: EngineSettings, systems: Systems, root: Path, plan: Plan) -> dict[str, Any]:
     from bot.bench.coldstart import measure_cold_starts
 
     children = _cold_children(settings, systems, root, with_st_onnx=plan.st_onnx_cold)
@@ -249,7 +255,9 @@ def _cold_starts(settings: EngineSettings, systems: Any, root: Path, plan: Plan)
             for name, run in runs.items()}
 
 
-def _cold_children(settings: EngineSettings, systems: Any, root: Path, *, with_st_onnx: bool) -> list[Any]:
+def _cold_children(
+    settings: EngineSettings, systems: Systems, root: Path, *, with_st_onnx: bool
+) -> list[Child]:
     from bot.bench.coldstart import ASK_SCRIPT, NAIVE_SCRIPT, Child, save_naive_index
 
     engine_env = {

@@ -11,13 +11,16 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.bench.baselines import Ranking
 from bot.core.evaluation import EvalReport, Expectations, Tally, evaluate
 from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Answer, RankedPassage
 from bot.core.questions import Question
+
+if TYPE_CHECKING:
+    from bot.core.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class QualityRow:
 # -- the engine ---------------------------------------------------------------------------------
 
 
-def engine_row(name: str, engine: Any, questions: Sequence[Question], knowledge: KnowledgeBase) -> QualityRow:
+def engine_row(name: str, engine: Engine, questions: Sequence[Question], knowledge: KnowledgeBase) -> QualityRow:
     report = evaluate(questions, lambda texts, contexts: engine.answer_many(texts, None, contexts), knowledge)
     return QualityRow.from_report(name, report)
 

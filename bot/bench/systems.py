@@ -6,13 +6,17 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.bench.baselines import Bm25Baseline, DenseBaseline, load_st_onnx_model, load_torch_model
 from bot.bench.latency import CountingEncoder
 from bot.core.config import EngineSettings
+from bot.core.knowledge import KnowledgeBase
+
+if TYPE_CHECKING:
+    from bot.core.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +24,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class Systems:
     onnx_settings: EngineSettings
-    onnx: Any  # Engine on the ONNX encoder (wrapped in a call counter), answer cache off
+    onnx: Engine  # on the ONNX encoder (wrapped in a call counter), answer cache off
     counter: CountingEncoder
-    cached: Any  # the same engine with the answer cache on
-    torch: Any  # Engine on TorchEncoder, answer cache off
+    cached: Engine  # the same engine with the answer cache on
+    torch: Engine  # on TorchEncoder, answer cache off
     naive: DenseBaseline  # sentence-transformers on torch + exact FAISS
     st_onnx: DenseBaseline | None  # sentence-transformers' ONNX backend on the engine's graph + exact FAISS
     st_onnx_problem: str | None  # why st_onnx is None
@@ -70,7 +74,7 @@ def open_systems(settings: EngineSettings, root: Path) -> Systems:
 
 
 def _open_st_onnx(
-    model_location: str, graph: Path, folder: Path, knowledge: Any
+    model_location: str, graph: Path, folder: Path, knowledge: KnowledgeBase
 ) -> tuple[DenseBaseline | None, str | None]:
     """The ST ONNX baseline, encoding the passages itself; or None and the reason it could not load."""
     try:

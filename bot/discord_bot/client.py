@@ -20,6 +20,8 @@ from bot.core.models import Suggestion
 from bot.discord_bot.config import DiscordSettings
 from bot.discord_bot.cooldown import UserCooldown
 from bot.discord_bot.errors import EngineUnavailable, SpaceTree
+from bot.discord_bot.persistence import BotStorage
+from bot.storage import StorageSettings, WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ DEFAULT_COGS: tuple[str, ...] = (
     "bot.discord_bot.cogs.kb",
     "bot.discord_bot.cogs.index_watch",
     "bot.discord_bot.cogs.shards",
+    "bot.discord_bot.cogs.feedback",
+    "bot.discord_bot.cogs.retention",
 )
 
 #: Autocomplete matches at most this much of what the user typed: Discord shows choices of at most
@@ -82,6 +86,10 @@ class SpaceBotBase(commands.Bot):
     Give it either a ready ``engine`` or an ``engine_loader`` (called in a thread from
     ``setup_hook``); commands that arrive before the engine is ready wait for it. If the loader
     raises, the bot keeps the exception in ``engine_error`` and closes.
+
+    With ``storage_settings`` the bot records answers, feedback and gaps in that database (opened in
+    the background from ``setup_hook``: see :class:`BotStorage`); without, it records nothing and
+    shows no feedback buttons. ``write_queue`` replaces the default one (tests use fewer retries).
     """
 
     def __init__(
@@ -92,6 +100,8 @@ class SpaceBotBase(commands.Bot):
         engine: Engine | None = None,
         cogs: Sequence[str] = DEFAULT_COGS,
         sync_dev_guild: bool = True,
+        storage_settings: StorageSettings | None = None,
+        write_queue: WriteQueue | None = None,
         **options: Any,
     ) -> None:
         quiet_voice_warnings()  # before discord.Client.__init__, which logs them
@@ -114,6 +124,9 @@ class SpaceBotBase(commands.Bot):
         self._cog_names = tuple(cogs)
         self._sync_dev_guild = sync_dev_guild
         self.failed_cogs: list[str] = []
+        self._storage_settings = storage_settings
+        self._write_queue = write_queue
+        self.db: BotStorage | None = None
         if engine is not None:
             self.engine_ready.set()
 
@@ -121,6 +134,9 @@ class SpaceBotBase(commands.Bot):
     async def setup_hook(self) -> None:
         if self._engine is None and self._engine_loader is not None:
             self._engine_task = asyncio.create_task(self._load_engine(), name="spacebot-engine-load")
+        if self._storage_settings is not None:
+            self.db = BotStorage(self._storage_settings, lambda: self._engine, queue=self._write_queue)
+            self.db.open_in_background()
         try:
             for name in self._cog_names:
                 await self._load_cog(name)
@@ -212,6 +228,9 @@ class SpaceBotBase(commands.Bot):
         if loading is not None and not loading.done() and loading is not asyncio.current_task():
             log.info("waiting for the engine to finish loading before shutting down")
             await asyncio.gather(loading, return_exceptions=True)
+        db, self.db = self.db, None
+        if db is not None:
+            await db.close()
         engine, self._engine = self._engine, None
         if engine is not None:
             await asyncio.to_thread(engine.close)

@@ -17,9 +17,11 @@ from typing import Any
 
 import aiohttp
 import discord
+from pydantic import ValidationError
 
 from bot.discord_bot.client import SpaceBotBase, create_bot
 from bot.discord_bot.config import DiscordSettings
+from bot.storage import StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,10 @@ def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
     if token is None:
         return _fail(MISSING_TOKEN, EXIT_BAD_TOKEN)
     _configure_logging(settings)
+    try:
+        bot_options.setdefault("storage_settings", StorageSettings())
+    except ValidationError as exc:
+        return _fail(f"error: invalid database settings: {exc.errors()[0]['msg']}", EXIT_FAILURE)
     try:
         asyncio.run(_run(settings, token, bot_options))
     except discord.LoginFailure:

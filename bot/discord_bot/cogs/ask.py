@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -24,6 +25,7 @@ from bot.discord_bot.conversations import ConversationMemory, extend, worth_reme
 from bot.discord_bot.cooldown import cooldown_notice
 from bot.discord_bot.embeds import answer_embed, asked_question, truncate
 from bot.discord_bot.errors import EngineUnavailable, failure_text, new_reference
+from bot.discord_bot.feedback import feedback_view
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,23 @@ class Ask(commands.Cog):
         answer = await engine.answer_async(question, context=tuple(context))
         return answer, answer_embed(answer, scope=engine.scope)
 
+    def after_answer(self, answer: Answer, guild_id: int | None) -> dict[str, Any]:
+        """Record the answer (queued, never awaited) and return the send options for it: the feedback
+        buttons under an answer, unless the bot has no database or the server turned them off."""
+        db = self.bot.db
+        if db is None:
+            return {}
+        db.observe(answer, guild_id)
+        settings = db.settings_for(guild_id)
+        if not answer.answered or (settings is not None and not settings.feedback_buttons):
+            return {}
+        return {"view": feedback_view()}
+
+    def private_by_default(self, guild_id: int | None) -> bool:
+        """The server's "answers are ephemeral by default" setting (off outside servers and without a database)."""
+        settings = self.bot.db.settings_for(guild_id) if self.bot.db is not None else None
+        return settings is not None and settings.ephemeral_default
+
     # -- conversations ----------------------------------------------------------------------
     def conversation_key(self, channel_id: int | None, *, in_guild: bool) -> int | None:
         """The conversation a question in this channel belongs to: the DM channel, or a thread
@@ -122,16 +141,18 @@ class Ask(commands.Cog):
     @app_commands.command(name="ask", description="Ask a space-policy question")
     @app_commands.describe(
         question="Your question",
-        private="Only you see the answer",
+        private="Only you see the answer (default: the server's setting)",
         thread="Open a thread from the answer for follow-up questions",
     )
     async def ask(
         self,
         interaction: discord.Interaction[SpaceBotBase],
         question: str,
-        private: bool = False,
+        private: bool | None = None,
         thread: bool = False,
     ) -> None:
+        if private is None:
+            private = self.private_by_default(interaction.guild_id)
         question = question.strip()
         refusal = self.refusal(interaction.user.id, question) if question else EMPTY_MENTION_HINT
         if refusal is not None:
@@ -146,7 +167,8 @@ class Ask(commands.Cog):
         key = self.conversation_key(interaction.channel_id, in_guild=interaction.guild_id is not None)
         context = self.conversations.context(key) if key is not None else ()
         answer, embed = await self.answer(question, context)
-        sent = await interaction.followup.send(embed=embed, ephemeral=private, wait=True)
+        extras = self.after_answer(answer, interaction.guild_id)
+        sent = await interaction.followup.send(embed=embed, ephemeral=private, wait=True, **extras)
         questions = self.remember(key, context, answer, None if private else sent.id)
         if thread:
             await self._open_thread(interaction, sent, question, questions, private=private)
@@ -209,7 +231,11 @@ class Ask(commands.Cog):
         me = self.bot.user
         if me is None or message.author.bot or message.author.id == me.id:
             return False
-        if message.guild is None or any(user.id == me.id for user in message.mentions):
+        if message.guild is None:
+            return True
+        if not self.answers_mentions_here(message):
+            return False
+        if any(user.id == me.id for user in message.mentions):
             return True
         return self.follows_every_message(message.guild) and self.conversations.is_answer_thread(message.channel.id)
 
@@ -224,6 +250,15 @@ class Ask(commands.Cog):
             if remembered:  # a reply to a declined first question has nothing to add: fall back
                 return remembered
         return self.conversations.context(key) if key is not None else ()
+
+    def answers_mentions_here(self, message: discord.Message) -> bool:
+        """The server's setting: answer mentions in every channel, in listed channels (a thread goes by
+        its parent), or nowhere."""
+        db = self.bot.db
+        if db is None or message.guild is None:
+            return True
+        channel_id = getattr(message.channel, "parent_id", None) or message.channel.id
+        return db.guild_settings.get(message.guild.id).answers_mentions_in(channel_id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -255,7 +290,8 @@ class Ask(commands.Cog):
         except EngineUnavailable:
             await message.reply("The knowledge base is not available right now.", mention_author=False)
             return
-        sent = await message.reply(embed=embed, mention_author=False)
+        extras = self.after_answer(answer, message.guild.id if message.guild else None)
+        sent = await message.reply(embed=embed, mention_author=False, **extras)
         self.remember(key, context, answer, sent.id)
 
     async def _notify_privately(self, message: discord.Message, text: str) -> None:

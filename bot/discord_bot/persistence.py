@@ -1,0 +1,92 @@
+"""The bot's link to the database: storage, write queue, answer recorder and per-server settings cache.
+
+The database is never on the answer path: it is opened in the background, a failure to open is
+one warning (the bot answers on, and the storage retries on its next use), answers are recorded
+through a :class:`WriteQueue`, and server settings are read from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from bot.core.engine import Engine
+from bot.core.models import Answer
+from bot.storage import (
+    AnswerRecorder,
+    GuildSettings,
+    GuildSettingsCache,
+    Storage,
+    StorageError,
+    StorageSettings,
+    WriteQueue,
+)
+from bot.storage.errors import describe
+
+log = logging.getLogger(__name__)
+
+EngineGetter = Callable[[], Engine | None]
+CLOSE_GRACE_SECONDS = 5.0
+
+
+class BotStorage:
+    """Everything the Discord shell keeps in the database, behind calls that never block an answer."""
+
+    def __init__(
+        self, settings: StorageSettings, engine: EngineGetter, *, queue: WriteQueue | None = None,
+        close_grace: float = CLOSE_GRACE_SECONDS,
+    ) -> None:
+        self.storage = Storage(settings)
+        self.queue = queue or WriteQueue()
+        self.guild_settings = GuildSettingsCache(self.storage)
+        self.recorder = AnswerRecorder(self.storage, self.queue, vectorize=self._vectorize)
+        self.available = False  # True once the database opened; the storage retries by itself when it is not
+        self._engine = engine
+        self._close_grace = close_grace
+        self._opening: asyncio.Task[None] | None = None
+
+    def open_in_background(self) -> None:
+        self._opening = asyncio.create_task(self._open(), name="spacebot-storage-open")
+
+    async def wait_opened(self) -> None:
+        """For tests and shutdown: wait until the first attempt to open has finished."""
+        if self._opening is not None:
+            await asyncio.gather(self._opening, return_exceptions=True)
+
+    async def _open(self) -> None:
+        try:
+            await self.storage.ensure_ready()
+        except StorageError as exc:
+            log.warning("database unavailable, answering without recording (%s): %s", self.storage.url, describe(exc))
+            return
+        self.available = True
+        await self.guild_settings.load()
+        log.info("database ready: %s", self.storage.url)
+
+    def settings_for(self, guild_id: int | None) -> GuildSettings | None:
+        """The server's settings from memory (defaults until loaded); None outside a server."""
+        return self.guild_settings.get(guild_id) if guild_id is not None else None
+
+    def observe(self, answer: Answer, guild_id: int | None) -> None:
+        """Count the answer and queue its gap, if it is one; never waits, never raises."""
+        self.recorder.observe(answer, guild_id)
+
+    async def _vectorize(self, question: str) -> Sequence[float] | np.ndarray | None:
+        engine = self._engine()
+        if engine is None:
+            return None
+        vectors = await asyncio.to_thread(engine.encoder.encode, [question], batch_size=1)
+        return vectors[0]
+
+    async def close(self) -> None:
+        opening = self._opening
+        if opening is not None and not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+        await self.queue.close(self._close_grace)
+        await self.storage.close()
