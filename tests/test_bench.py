@@ -40,7 +40,7 @@ ENGINE_ROWS = {"engine (onnx-int8)", "engine (torch)"}
 BASELINE_ROWS = {"naive (ST torch + exact FAISS)", "ST ONNX backend (int8) + exact FAISS", "BM25 (bm25s)"}
 LATENCY_PATHS = {"naive", "naive-1-thread", "st-onnx", "bm25", "engine-onnx", "engine-torch", "cache-hit"}
 RATIO_TARGETS = (  # issue 9's targets, first in the table: (name starts with, results of value, of reference)
-    ("warm answer latency p50", ("latency", "engine-onnx", "p50"), ("latency", "naive", "p50")),
+    ("warm answer latency p50", ("latency", "engine-onnx", "p50"), ("latency", "naive*", "p50")),
     ("cold start", ("cold_start", "spacebot-ask", "median_seconds"), ("cold_start", "naive", "median_seconds")),
     ("peak memory (RSS)", ("cold_start", "spacebot-ask", "peak_mib"), ("cold_start", "naive", "peak_mib")),
 )
@@ -75,6 +75,9 @@ def _all_numbers_finite(value: object) -> bool:
 
 
 def _lookup(results: dict[str, Any], path: tuple[str, ...]) -> float:
+    """The figure at ``path``; "naive*" is the faster of the naive baseline's two thread settings."""
+    if path == ("latency", "naive*", "p50"):
+        return min(results["latency"]["naive"]["p50"], results["latency"]["naive-1-thread"]["p50"])
     value: Any = results
     for key in path:
         value = value[key]

@@ -21,9 +21,9 @@ MIN_UNCOVERED_NOT_MISANSWERED = 0.95
 # figures catch regressions; the targets are in the comments.
 MIN_HIT_AT_3 = 0.85  # target 0.95
 MAX_FALSELY_DECLINED = 0.13  # target 0.03
-MIN_DEFINITION_HIT_AT_1 = 0.80  # target 0.90
-MIN_NOT_A_QUESTION = 0.70  # small talk
-MIN_PREMISE_FLAGGED = 0.27  # target 0.90
+MIN_DEFINITION_HIT_AT_1 = 0.77  # target 0.90
+MIN_NOT_A_QUESTION = 0.80  # small talk
+MIN_PREMISE_FLAGGED = 0.45  # target 0.90
 MIN_FOLLOW_UP_HIT_AT_3 = 0.65  # target 0.90
 MIN_STANDALONE_UNCHANGED = 0.62  # target 0.98
 

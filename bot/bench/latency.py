@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,35 +55,39 @@ def time_each(call: Callable[[str], object], questions: Sequence[str], *, runs: 
 
 
 def time_interleaved(
-    calls: Mapping[str, Callable[[str], object]], questions: Sequence[str], *, runs: int, warmup: int = 3
+    calls: Mapping[str, Callable[[str], object]], questions: Sequence[str], *, runs: int, warmup: int = 3,
+    setups: Mapping[str, Callable[[], AbstractContextManager[object]]] | None = None,
 ) -> dict[str, LatencyStats]:
     """Milliseconds per single-question call for each system; in each run every system asks all the
     questions in turn, so a change in the machine's load over the runs touches every system alike.
 
     Systems take turns per run, not per question: thread pools that spin after a call (torch's OpenMP,
-    onnxruntime's defaults) would otherwise slow the next system's call.
+    onnxruntime's defaults) would otherwise slow the next system's call. ``setups[name]`` is entered
+    around that system's turns (e.g. :func:`one_torch_thread`).
     """
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
         for name, call in calls.items():
-            for question in questions[:warmup]:
-                call(question)
-            for question in questions:
-                started = time.perf_counter()
-                call(question)
-                samples[name].append((time.perf_counter() - started) * 1000)
+            with (setups or {}).get(name, contextlib.nullcontext)():
+                for question in questions[:warmup]:
+                    call(question)
+                for question in questions:
+                    started = time.perf_counter()
+                    call(question)
+                    samples[name].append((time.perf_counter() - started) * 1000)
     return {name: LatencyStats(tuple(got)) for name, got in samples.items()}
 
 
-def time_on_one_torch_thread(call: Callable[[str], object], questions: Sequence[str], *, runs: int) -> LatencyStats:
-    """``time_each`` with torch limited to one intra-op thread (restored after): on a machine whose cores
-    are busy with other work, torch's spinning thread pool is the first thing to slow down."""
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch limited to one intra-op thread, restored after: on a machine whose cores are busy with other
+    work, torch's spinning thread pool is the first thing to slow down."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return time_each(call, questions, runs=runs)
+        yield
     finally:
         torch.set_num_threads(threads)
 

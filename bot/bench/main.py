@@ -206,14 +206,13 @@ def _quality(systems: Systems, sets: QuestionSets, knowledge: KnowledgeBase) -> 
 
 
 def _latency(systems: Systems, texts: list[str], plan: Plan) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    from bot.bench.latency import cache_hit_latency, time_interleaved, time_on_one_torch_thread
+    from bot.bench.latency import cache_hit_latency, one_torch_thread, time_interleaved
 
-    calls = {"naive": systems.naive.rank, "bm25": systems.bm25.rank, "engine-torch": systems.torch.answer,
-             "engine-onnx": systems.onnx.answer}
+    calls = {"naive": systems.naive.rank, "naive-1-thread": systems.naive.rank, "bm25": systems.bm25.rank,
+             "engine-torch": systems.torch.answer, "engine-onnx": systems.onnx.answer}
     if systems.st_onnx is not None:
         calls["st-onnx"] = systems.st_onnx.rank
-    measured = time_interleaved(calls, texts, runs=plan.latency_runs)
-    measured["naive-1-thread"] = time_on_one_torch_thread(systems.naive.rank, texts, runs=1)
+    measured = time_interleaved(calls, texts, runs=plan.latency_runs, setups={"naive-1-thread": one_torch_thread})
     measured["cache-hit"] = cache_hit_latency(systems.cached, texts[0], repeats=plan.cache_repeats)
     order = [key for key in LATENCY_KEYS if key in measured]
     table = {

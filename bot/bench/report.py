@@ -68,8 +68,8 @@ def compute_targets(results: Results) -> list[Target]:
     cold = results.get("cold_start", {})
     ask, naive = cold.get("spacebot-ask", {}), cold.get("naive", {})
     targets = [
-        _ratio_target("warm answer latency p50, engine (onnx) vs naive", latency.get("engine-onnx", {}).get("p50"),
-                      latency.get("naive", {}).get("p50"), 1 / 4, "≤ 1/4"),
+        _ratio_target("warm answer latency p50, engine (onnx) vs naive at its faster thread setting",
+                      latency.get("engine-onnx", {}).get("p50"), naive_warm_p50(latency), 1 / 4, "≤ 1/4"),
         _ratio_target("cold start, fresh `spacebot ask` vs fresh naive process", ask.get("median_seconds"),
                       naive.get("median_seconds"), 1 / 10, "≤ 1/10"),
         _ratio_target("peak memory (RSS), `spacebot ask` vs naive process", ask.get("peak_mib"),
@@ -83,6 +83,16 @@ def compute_targets(results: Results) -> list[Target]:
     targets += _throughput_targets(results)
     targets += _scale_targets(results)
     return targets
+
+
+def naive_warm_p50(latency: Results) -> float | None:
+    """The naive baseline's p50 at the faster of torch's default threads and one thread.
+
+    On a machine whose cores are busy with other jobs, torch's default thread pool can slow the naive
+    baseline several-fold; the target must not credit the engine with that.
+    """
+    found = [latency[key]["p50"] for key in ("naive", "naive-1-thread") if latency.get(key, {}).get("p50")]
+    return min(found) if found else None
 
 
 def _ratio_target(name: str, value: float | None, reference: float | None, limit: float, shown: str) -> Target:
@@ -232,7 +242,7 @@ def _share(value: float | None, tally: dict[str, int] | None) -> str:
 
 LATENCY_LABELS = {
     "naive": "naive: ST torch + exact FAISS",
-    "naive-1-thread": "naive, torch on one thread (`torch.set_num_threads(1)`; one pass)",
+    "naive-1-thread": "naive, torch on one thread (`torch.set_num_threads(1)`)",
     "st-onnx": "ST ONNX backend (the engine's graph) + exact FAISS",
     "bm25": "BM25 (bm25s) alone",
     "engine-torch": "engine `answer()`, torch",
@@ -254,7 +264,8 @@ def _latency_section(results: Results, plot: Path | None) -> list[str]:
                "turn. The engines run with the answer cache off (except the cache-hit row), so every answer is "
                "computed in full (understand, retrieve, judge, compose); the baselines only rank. The naive "
                "baseline runs as one writes it (torch's default threads); the one-thread row shows how much of "
-               "its time is torch's thread pool competing for busy cores.", ""]
+               "its time is torch's thread pool competing for busy cores. The warm-latency target compares with "
+               "the faster of the two.", ""]
     section += _table(["path", "p50 ms", "p99 ms", "mean ms", "samples", "p50 / naive p50"], rows)
     section += _latency_split(latency)
     if plot is not None:

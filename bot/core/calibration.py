@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ import numpy as np
 from bot.core.engine import Engine
 from bot.core.evaluation import Expectations
 from bot.core.files import atomic_write_text
-from bot.core.judge import EXAMPLE_GROUPS, FEATURES, KNN, MODEL_FILE, SUPPORTING_KINDS, JudgeModel, LinearModel
+from bot.core.judge import EXAMPLE_GROUPS, FEATURES, KNN, MODEL_FILE, JudgeModel, LinearModel, premise_supported
+from bot.core.membership import unsupported_membership
 from bot.core.premise import best_correction, unfulfilled_plan
 from bot.core.questions import Question
 from bot.core.retrieval import Candidate, retrieve
@@ -27,6 +29,8 @@ from bot.core.understand import Query, understand
 # A wrong answer (a cited passage about something else) costs this many false declines.
 WRONG_ANSWER_COST = 3.0
 NAME_WEIGHTS = (0.0, 0.1, 0.2, 0.3)
+# Highest first: among rules that do equally well on the tuning set, the most cautious one wins.
+PREMISE_CONFIDENCES = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)
 SUPPORT_CUTS = (*(round(0.3 + 0.05 * i, 2) for i in range(15)), 1.01)
 REGULARIZATION_C = 1.0
 FOLDS = 5
@@ -41,6 +45,7 @@ class Observations:
     retrieved: list[tuple[Query, np.ndarray, list[Candidate]]]
     plan_flag: np.ndarray  # the unfulfilled-plan rule would flag the question
     lead_supports: np.ndarray  # the best passage is of a kind that can state that something happened
+    membership_flag: np.ndarray  # the membership rule would flag the question
     false_premise: np.ndarray  # 1 for false-premise questions
 
 
@@ -52,7 +57,7 @@ def observe(engine: Engine, questions: Sequence[Question]) -> Observations:
     queries = [understand(q.text, snapshot.retriever.lexical) for q in usable]
     vectors = engine.encoder.encode([q.text or "?" for q in queries], batch_size=64)
     claims = engine.encoder.encode([q.claim or "?" for q in queries], batch_size=64)
-    rows, answerable, in_domain, retrieved, plan_flag, supports = [], [], [], [], [], []
+    rows, answerable, in_domain, retrieved, plan_flag, supports, members = [], [], [], [], [], [], []
     for question, query, vector, claim in zip(usable, queries, vectors, claims, strict=True):
         candidates = retrieve(snapshot.retriever, query, vector, engine.settings.top_k)
         rows.append(snapshot.evidence.features(query, vector, candidates))
@@ -61,11 +66,13 @@ def observe(engine: Engine, questions: Sequence[Question]) -> Observations:
         in_domain.append(0 if question.category == "out_of_scope" else 1)
         retrieved.append((query, claim, candidates))
         plan_flag.append(unfulfilled_plan(query, candidates, snapshot.storylines) is not None)
-        supports.append(bool(candidates) and candidates[0].passage.kind in SUPPORTING_KINDS)
+        supports.append(premise_supported(query, candidates, rows[-1], 0.0))
+        members.append(unsupported_membership(query, candidates, snapshot.storylines) is not None)
     features = np.array(rows)
     _leave_one_out_neighbours(features, engine.encoder.encode([q.text for q in usable], batch_size=64), usable)
     return Observations(
         features, np.array(answerable), np.array(in_domain), retrieved, np.array(plan_flag), np.array(supports),
+        np.array(members),
         np.array([q.category == "false_premise" for q in usable]),
     )
 
@@ -126,28 +133,28 @@ def correction_scores(engine: Engine, seen: Observations, name_weight: float) ->
     return np.array(scores)
 
 
-def fit_premise(engine: Engine, seen: Observations) -> tuple[float, float, float]:
-    """(name weight, score threshold, support cut): the rule that flags false premises best on the
-    tuning set, a wrongly flagged true premise costing WRONG_ANSWER_COST missed ones."""
+def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> tuple[float, float, float, float]:
+    """(name weight, score threshold, support cut, minimum confidence): the rule that flags false
+    premises best on the tuning set, a wrongly flagged true premise (or an uncovered question answered
+    with a correction) costing WRONG_ANSWER_COST missed ones."""
     coverage = seen.features[:, FEATURES.index("coverage_lead")]
-    best, best_cost = (0.0, 1.0, 1.01), float("inf")
+    best, best_cost = (0.0, 1.0, 1.01, 0.0), float("inf")
     for weight in NAME_WEIGHTS:
         scores = np.nan_to_num(correction_scores(engine, seen, weight), nan=-1.0)
-        for cut in SUPPORT_CUTS:
-            open_to_doubt = ~(seen.lead_supports & (coverage >= cut))
+        for floor, cut in itertools.product(PREMISE_CONFIDENCES, SUPPORT_CUTS):
+            open_to_doubt = ~(seen.lead_supports & (coverage >= cut)) & (confidence >= floor)
             for threshold in np.unique(scores[scores > -1.0]):
                 flagged = open_to_doubt & (scores >= threshold)
                 cost = np.sum(seen.false_premise & ~flagged) + WRONG_ANSWER_COST * np.sum(flagged & ~seen.false_premise)
                 if cost < best_cost:
-                    best, best_cost = (weight, float(threshold), cut), float(cost)
+                    best, best_cost = (weight, float(threshold), cut, floor), float(cost)
     return best
 
 
-def plan_rule_pays(seen: Observations, scores: np.ndarray, premise_min_similarity: float) -> bool:
-    """Keep the unfulfilled-plan rule if, where corrections say nothing, it flags more false premises
+def rule_pays(rule_flags: np.ndarray, seen: Observations, already: np.ndarray) -> bool:
+    """Keep a premise rule if, where the rules before it said nothing, it flags more false premises
     than WRONG_ANSWER_COST times the true ones it would wrongly flag."""
-    untouched = ~(np.nan_to_num(scores, nan=-1.0) >= premise_min_similarity)
-    flagged = seen.plan_flag & untouched
+    flagged = rule_flags & ~already
     gained = int(np.sum(flagged & seen.false_premise))
     wrong = int(np.sum(flagged & ~seen.false_premise))
     return gained > WRONG_ANSWER_COST * wrong
@@ -158,13 +165,20 @@ def fit_judge(engine: Engine, questions: Sequence[Question], source: str) -> Jud
     keep = seen.answerable >= 0
     answerable = fit_linear(seen.features[keep], seen.answerable[keep], wrong_cost=WRONG_ANSWER_COST)
     domain = fit_linear(seen.features, seen.in_domain, wrong_cost=1.0)
-    name_weight, premise, support = fit_premise(engine, seen)
-    plan_rule = plan_rule_pays(seen, correction_scores(engine, seen, name_weight), premise)
+    confidence = np.array([answerable.probability(x) for x in seen.features])
+    name_weight, premise, support, floor = fit_premise(engine, seen, confidence)
+    coverage = seen.features[:, FEATURES.index("coverage_lead")]
+    scores = np.nan_to_num(correction_scores(engine, seen, name_weight), nan=-1.0)
+    corrected = (scores >= premise) & ~(seen.lead_supports & (coverage >= support))
+    confident = confidence >= floor
+    plan_rule = rule_pays(seen.plan_flag & confident, seen, corrected)
+    membership_rule = rule_pays(seen.membership_flag & confident, seen, corrected | (seen.plan_flag & plan_rule))
     digest = hashlib.sha256(json.dumps(sorted(q.text for q in questions)).encode("utf-8")).hexdigest()[:12]
     fitted_on = f"{source} ({len(questions)} questions, sha256 {digest}, {dt.date.today().isoformat()})"
     examples = {group: tuple(q.text for q in questions if not q.context and example_group(q) == group)
                 for group in EXAMPLE_GROUPS}
-    return JudgeModel(answerable, domain, premise, fitted_on, plan_rule, name_weight, examples, support)
+    return JudgeModel(answerable, domain, premise, fitted_on, plan_rule, name_weight, examples, support,
+                      membership_rule, floor)
 
 
 def save_judge(model: JudgeModel) -> None:
@@ -175,7 +189,8 @@ def describe(model: JudgeModel) -> list[str]:
     lines = [f"fitted on {model.fitted_on}",
              f"premise: correction score >= {model.premise_min_similarity:.3f} (name weight "
              f"{model.premise_name_weight}) unless the lead covers >= {model.premise_support}; "
-             f"plan rule {model.plan_rule}"]
+             f"plan rule {model.plan_rule}; membership rule {model.membership_rule}; "
+             f"only at confidence >= {model.premise_min_confidence}"]
     for name, linear in (("answerable", model.answerable), ("in-domain", model.in_domain)):
         weights = ", ".join(f"{f} {w:+.2f}" for f, w in zip(FEATURES, linear.coef, strict=True))
         lines.append(f"{name}: threshold {linear.threshold:.3f}; {weights}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,14 @@ DEFINITION_MIN_SHARE = 0.6
 NEAR_TIE_MIN_SHARE = 0.97
 NEAR_TIE_WINDOW = 3
 DEFINITION_WINDOW = 5
+# Any other question leads with a dated position over a background passage scoring within this share.
+BACKGROUND_YIELD = 0.9
+_NEWS = re.compile(
+    r"\b(?:when|how many|how much|how long|who|whom|which|latest|current(?:ly)?|now|status|still|will|did|has|have|"
+    r"had|was|were|date|cost|costs|budget|money|plan|plans|schedule|happen(?:ed|s)?|next|last|yet|anymore|"
+    r"(?:19|20)\d\d)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,8 @@ def choose_lead(
     replaced_on_its_topic = best.passage.topic == lead_passage.topic and lead_passage.id != best.passage.id
     if replaced_on_its_topic and best_is_older and best.passage.id not in {p.id for p in history}:
         history = sorted([best.passage, *history], key=lambda p: (p.date, p.id), reverse=True)
-    related = {p.id: p for p in (best.passage, storylines.latest(lead_passage)) if p.id != lead_passage.id}
+    shown_next = (best.passage, storylines.latest(best.passage), storylines.latest(lead_passage))
+    related = {p.id: p for p in shown_next if p.id != lead_passage.id}
     lead = Candidate(retriever.row_of[lead_passage.id], lead_passage,
                      max(best.score, _score_of(lead_passage, candidates)), _dense_of(lead_passage, candidates, best))
     return Decision(lead, [p for p in history if p.id != lead_passage.id], list(related.values()))
@@ -134,6 +144,23 @@ def _newer_same_subject(best: Candidate, candidates: Sequence[Candidate], retrie
     return max(newer, key=lambda p: (p.date, p.id)) if newer else None
 
 
+def asks_for_news(question: str) -> bool:
+    """A question about a date, an amount, a person, a state or a change, not about what a thing is."""
+    return bool(_NEWS.search(question))
+
+
+def news_before_background(candidates: Sequence[Candidate]) -> Sequence[Candidate]:
+    """A question that is not "what is X?" is about a position or an event: a background passage at the
+    top yields to the first dated position scoring at least BACKGROUND_YIELD of it."""
+    if not candidates or candidates[0].passage.kind != "background":
+        return candidates
+    best = candidates[0].score
+    for i, candidate in enumerate(candidates[1:DEFINITION_WINDOW], start=1):
+        if candidate.passage.kind != "background" and candidate.score >= BACKGROUND_YIELD * best:
+            return [candidate, *candidates[:i], *candidates[i + 1:]]
+    return candidates
+
+
 def definition_passage(candidates: Sequence[Candidate]) -> Passage | None:
     """For "what is X?": the best background passage near the top of the results, if one scores well."""
     best = candidates[0].score
@@ -152,6 +179,8 @@ def compose_answer(
         forced = snapshot.storylines.latest(candidates[0].passage)
     if forced is None and query.kind == "definition":
         forced = definition_passage(candidates)
+    elif forced is None and asks_for_news(query.asked):
+        candidates = news_before_background(candidates)
     decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, query.time, query.past, forced=forced)
     by_id = {c.passage.id: c for c in candidates}
     ranked = [RankedPassage(decision.lead.passage, decision.lead.score, decision.lead.dense)]

@@ -11,18 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from bot.core.membership import unsupported_membership
 from bot.core.models import DeclineReason, Passage, Premise
+from bot.core.names import named_terms
 from bot.core.premise import best_correction, unfulfilled_plan
 from bot.core.prototypes import Prototypes
 from bot.core.retrieval import Candidate, LexicalIndex
 from bot.core.stemming import stem
 from bot.core.storylines import Storylines
+from bot.core.text import split_sentences, tokenize
 from bot.core.understand import Query
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ EXAMPLE_GROUPS = ("answerable", "not_covered", "out_of_scope")
 KNN = 3
 TOP = 3
 SUPPORTING_KINDS = frozenset({"event", "background"})
+DENIAL = re.compile(r"\b(?:not|never|no longer|non-\w+|yet to|declined|refused)\b", re.IGNORECASE)
 FALLBACK_MIN_COSINE = 0.32  # the single-threshold rule this judge replaced
 @dataclass(frozen=True)
 class LinearModel:
@@ -79,6 +84,8 @@ class JudgeModel:
     # A premise counts as supported (no correction) when the best passage is an event or background
     # passage that covers at least this share of the question's words.
     premise_support: float = 1.01
+    membership_rule: bool = False  # flag "when did <country> join/leave X?" when no sentence says so
+    premise_min_confidence: float = 0.0  # no premise correction for a question this unlikely to be answerable
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> JudgeModel:
@@ -91,7 +98,8 @@ class JudgeModel:
                        float(data["premise_min_similarity"]), str(data.get("fitted_on", "")),
                        bool(data.get("plan_rule", True)), float(data.get("premise_name_weight", 0.0)),
                        {g: tuple(map(str, data.get("examples", {}).get(g, ()))) for g in EXAMPLE_GROUPS},
-                       float(data.get("premise_support", 1.01)))
+                       float(data.get("premise_support", 1.01)), bool(data.get("membership_rule", False)),
+                       float(data.get("premise_min_confidence", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("judge model %s unusable (%s): answering by cosine >= %.2f; run `spacebot fit`",
                         path, exc, FALLBACK_MIN_COSINE)
@@ -107,7 +115,9 @@ class JudgeModel:
         return {"features": list(FEATURES), "answerable": self.answerable.to_dict(),
                 "in_domain": self.in_domain.to_dict(), "premise_min_similarity": self.premise_min_similarity,
                 "plan_rule": self.plan_rule, "premise_name_weight": self.premise_name_weight,
-                "premise_support": self.premise_support, "fitted_on": self.fitted_on,
+                "premise_support": self.premise_support, "membership_rule": self.membership_rule,
+                "premise_min_confidence": self.premise_min_confidence,
+                "fitted_on": self.fitted_on,
                 "examples": {g: list(self.examples.get(g, ())) for g in EXAMPLE_GROUPS}}
 
 
@@ -187,11 +197,18 @@ class Evidence:
         return inside, outside
 
 
-def premise_supported(candidates: Sequence[Candidate], features: np.ndarray, min_coverage: float) -> bool:
+def premise_supported(
+    query: Query, candidates: Sequence[Candidate], features: np.ndarray, min_coverage: float
+) -> bool:
     """The best passage states what the question takes for granted: an event or background passage
-    that covers most of the question's words ("When was US Space Command re-established?")."""
-    lead_kind = candidates[0].passage.kind if candidates else ""
-    return lead_kind in SUPPORTING_KINDS and features[FEATURES.index("coverage_lead")] >= min_coverage
+    that covers most of the question's words and names what it names in a sentence that denies
+    nothing ("When was US Space Command re-established?")."""
+    if not candidates or candidates[0].passage.kind not in SUPPORTING_KINDS:
+        return False
+    if features[FEATURES.index("coverage_lead")] < min_coverage:
+        return False
+    affirmed = {t for s in split_sentences(candidates[0].passage.text) if not DENIAL.search(s) for t in tokenize(s)}
+    return all(t in affirmed for t in named_terms(query.asked))
 
 
 def nearest_mean(vectors: np.ndarray | None, vector: np.ndarray) -> float:
@@ -211,15 +228,28 @@ def judge(
         return Verdict(False, 0.0, "out_of_scope")
     x = evidence.features(query, vector, candidates)
     confidence = model.answerable.probability(x)
-    finding = best_correction(query, claim_vector, candidates, storylines, evidence.prototypes,
-                              name_weight=model.premise_name_weight)
-    if finding is not None and premise_supported(candidates, x, model.premise_support):
-        finding = None
-    if finding is None or finding.similarity < model.premise_min_similarity:
-        finding = unfulfilled_plan(query, candidates, storylines) if model.plan_rule else None
-    if finding is not None:
-        return Verdict(True, confidence, None, finding.premise, finding.passage)
+    if confidence >= model.premise_min_confidence:
+        premise = find_premise(query, candidates, x, claim_vector, model=model, evidence=evidence,
+                               storylines=storylines)
+        if premise is not None:
+            return Verdict(True, confidence, None, *premise)
     if confidence >= model.answerable.threshold:
         return Verdict(True, confidence)
     in_domain = model.in_domain.probability(x) >= model.in_domain.threshold
     return Verdict(False, confidence, "not_covered" if in_domain else "out_of_scope")
+
+
+def find_premise(
+    query: Query, candidates: Sequence[Candidate], x: np.ndarray, claim_vector: np.ndarray | None,
+    *, model: JudgeModel, evidence: Evidence, storylines: Storylines,
+) -> tuple[Premise, Passage] | None:
+    """The correction of what the question wrongly takes for granted, and the position to lead with."""
+    finding = best_correction(query, claim_vector, candidates, storylines, evidence.prototypes,
+                              name_weight=model.premise_name_weight)
+    if finding is not None and premise_supported(query, candidates, x, model.premise_support):
+        finding = None
+    if finding is None or finding.similarity < model.premise_min_similarity:
+        finding = unfulfilled_plan(query, candidates, storylines) if model.plan_rule else None
+    if finding is not None:
+        return finding.premise, finding.passage
+    return unsupported_membership(query, candidates, storylines) if model.membership_rule else None

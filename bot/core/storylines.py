@@ -18,6 +18,10 @@ class Storylines:
             for earlier in passage.supersedes:
                 self._successors[earlier].append(passage.id)
 
+    @property
+    def passages(self) -> Mapping[str, Passage]:
+        return self._passages
+
     def latest(self, passage: Passage) -> Passage:
         """Follow "superseded by" links to the newest position on the same storyline."""
         current, seen = passage, {passage.id}

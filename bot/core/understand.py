@@ -32,16 +32,18 @@ SMALL_TALK = word_set(
 _DEFINITION = re.compile(
     r"^(?:so\s+|and\s+|ok\s+|hey\s+|sorry\s+|quick question:?\s+|noob question:?\s+)?(?:"
     r"what'?s\s+the\s+deal\s+with\s+(?:the\s+)?(?P<x6>.+?)"
-    r"|(?:what|who)(?:\s+(?:exactly\s+)?(?:is|are|was|were)|'s|’s|s)\s+(?:exactly\s+)?(?:the\s+|an?\s+)?"
+    r"|(?:what|wat|wut|waht|who)(?:\s+(?:exactly\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+)?"
+    r"(?:the\s+|an?\s+)?"
     r"(?P<x1>.+?)(?:\s+(?:all\s+)?about|\s+for|\s+supposed\s+to\s+be)?"
     r"|what\s+(?:does|do)\s+(?P<x2>.+?)\s+(?:mean|stand\s+for|do|refer\s+to)"
-    r"|(?:can\s+you\s+|could\s+you\s+|pls\s+|please\s+)?(?:explain|define|describe|summari[sz]e)\s+"
+    r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?(?:explain|define|describe|summari[sz]e)\s+"
     r"(?:what\s+(?:is|are)\s+)?(?:the\s+|an?\s+)?(?P<x3>.+?)"
     r"|(?:tell\s+me|can\s+you\s+tell\s+me|could\s+you\s+tell\s+me)\s+(?:about|what)\s+(?:is\s+|are\s+)?"
     r"(?:the\s+|an?\s+)?(?P<x4>.+?)"
     r"|(?:eli5|meaning\s+of|what\s+is\s+meant\s+by|(?:give\s+me\s+)?(?:a\s+)?(?:quick\s+)?(?:rundown|overview|primer)"
     r"\s+(?:of|on))"
     r"\s*:?\s+(?:the\s+)?(?P<x5>.+?)"
+    r"|(?P<x8>[^?]+?)\s*[,.;:?!-]*\s*what(?:'s|’s|\s+is|\s+are)\s+(?:it|that|this|they|those|these)(?:\s+(?:even|exactly))?"
     r"|(?:i\s+)?(?:never\s+heard\s+of|don'?t\s+know\s+what)\s+(?:the\s+)?(?P<x7>.+?)(?:\s+is|\s+are)?"
     r")\s*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me)?\s*[?.!]*$",
     re.IGNORECASE,

@@ -27,10 +27,17 @@ def is_moderator(interaction: discord.Interaction[Any], mod_role_ids: Iterable[i
     return any(role.id in wanted for role in interaction.user.roles)
 
 
-def _moderator_predicate(interaction: discord.Interaction[Any]) -> bool:
+def moderator_role_ids(interaction: discord.Interaction[Any]) -> tuple[int, ...]:
+    """``SPACEBOT_MOD_ROLE_IDS`` (every server) plus the server's own moderator roles (``/settings``)."""
     settings = getattr(interaction.client, "settings", None)
-    role_ids = settings.mod_role_ids if settings is not None else ()
-    if not is_moderator(interaction, role_ids):
+    role_ids = tuple(settings.mod_role_ids) if settings is not None else ()
+    db = getattr(interaction.client, "db", None)
+    server = db.settings_for(interaction.guild_id) if db is not None else None
+    return role_ids + (server.moderator_role_ids if server is not None else ())
+
+
+def _moderator_predicate(interaction: discord.Interaction[Any]) -> bool:
+    if not is_moderator(interaction, moderator_role_ids(interaction)):
         raise NotModerator("moderators only")
     return True
 

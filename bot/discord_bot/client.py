@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord.ext import commands
@@ -20,8 +20,10 @@ from bot.core.models import Suggestion
 from bot.discord_bot.config import DiscordSettings
 from bot.discord_bot.cooldown import UserCooldown
 from bot.discord_bot.errors import EngineUnavailable, SpaceTree
-from bot.discord_bot.persistence import BotStorage
-from bot.storage import StorageSettings, WriteQueue
+
+if TYPE_CHECKING:  # imported when needed: the storage layer loads SQLAlchemy and Alembic, which log on import
+    from bot.discord_bot.persistence import BotStorage
+    from bot.storage import StorageSettings, WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ DEFAULT_COGS: tuple[str, ...] = (
     "bot.discord_bot.cogs.shards",
     "bot.discord_bot.cogs.feedback",
     "bot.discord_bot.cogs.retention",
+    "bot.discord_bot.cogs.server_settings",
+    "bot.discord_bot.cogs.privacy",
 )
 
 #: Autocomplete matches at most this much of what the user typed: Discord shows choices of at most
@@ -135,6 +139,8 @@ class SpaceBotBase(commands.Bot):
         if self._engine is None and self._engine_loader is not None:
             self._engine_task = asyncio.create_task(self._load_engine(), name="spacebot-engine-load")
         if self._storage_settings is not None:
+            from bot.discord_bot.persistence import BotStorage
+
             self.db = BotStorage(self._storage_settings, lambda: self._engine, queue=self._write_queue)
             self.db.open_in_background()
         try:

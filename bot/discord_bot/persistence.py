@@ -83,8 +83,11 @@ class BotStorage:
         return vectors[0]
 
     async def close(self) -> None:
+        """Let a start that is still opening the database finish (a migration cut short would leave its
+        connection in use), write what is queued, then close the connections."""
         opening = self._opening
         if opening is not None and not opening.done():
+            await asyncio.wait({opening}, timeout=self._close_grace)
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await opening

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from bot.discord_bot.client import SpaceBotBase, create_bot
 from bot.discord_bot.config import DiscordSettings
-from bot.storage import StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +63,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _configure_logging(settings: DiscordSettings) -> None:
+    # Alembic announces each of its plugins at INFO when the storage layer first imports it.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -78,6 +79,8 @@ def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
     if token is None:
         return _fail(MISSING_TOKEN, EXIT_BAD_TOKEN)
     _configure_logging(settings)
+    from bot.storage.config import StorageSettings  # after logging is set up: see _configure_logging
+
     try:
         bot_options.setdefault("storage_settings", StorageSettings())
     except ValidationError as exc:

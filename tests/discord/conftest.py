@@ -20,12 +20,14 @@ import pytest
 import yarl
 from discord_harness import ErrorLog, Harness, make_settings, running_bot
 from fake_discord import MOD_ROLE_ID, FakeDiscord, FakeUser
+from storage_harness import bot_with_storage
 
 from bot.core.config import EngineSettings
 from bot.core.embedding import Encoder
 from bot.core.encoders import load_encoder
 from bot.core.engine import Engine
 from bot.discord_bot.config import DiscordSettings
+from bot.storage import StorageSettings
 
 REPO = Path(__file__).resolve().parents[2]
 # A few real topic files: enough for answers with sources and history, small enough to index fast.
@@ -155,3 +157,19 @@ async def harness(fake_discord: FakeDiscord, settings: DiscordSettings, engine: 
 @pytest.fixture
 def cooldown_settings(kb_dir: Path) -> DiscordSettings:
     return make_settings(kb_dir, cooldown_rate=2, cooldown_per=60.0)
+
+
+# -- a bot with a database ------------------------------------------------------------------------
+@pytest.fixture
+def storage_settings(tmp_path: Path) -> StorageSettings:
+    """An SQLite database of this test's own."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/db/spacebot.db"
+    return StorageSettings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def db_harness(
+    fake_discord: FakeDiscord, settings: DiscordSettings, engine: Engine, storage_settings: StorageSettings
+) -> AsyncIterator[Harness]:
+    async with bot_with_storage(fake_discord, settings, engine, storage_settings) as harness:
+        yield harness

@@ -280,7 +280,7 @@ class FakeDiscord:
             "pinned": False,
             "type": 0,
             "flags": int(data.get("flags", 0) or 0),
-            "components": [],
+            "components": data.get("components") or [],
         }
         self.messages[message["id"]] = message
         return message
@@ -324,7 +324,10 @@ class FakeDiscord:
             if msg.type is not WSMsgType.TEXT:
                 continue
             payload = json.loads(msg.data)
-            await self._on_gateway_op(ws, payload)
+            try:
+                await self._on_gateway_op(ws, payload)
+            except ConnectionResetError:  # the client closed while we answered (a bot shutting down at start)
+                return ws
         return ws
 
     async def _on_gateway_op(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:

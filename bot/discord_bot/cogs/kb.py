@@ -1,9 +1,14 @@
-"""``/kb reload`` and ``/kb status``, for moderators (Manage Server or a moderator role)."""
+"""``/kb reload``, ``/kb status``, and the moderators' loop: ``/kb feedback``, ``/kb gaps``, ``/kb stats``.
+
+All for moderators (Manage Server, or a moderator role of the environment or of ``/settings``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -12,10 +17,16 @@ from discord.ext import commands
 from bot.discord_bot.checks import MODERATOR_PERMISSIONS, moderator_only
 from bot.discord_bot.client import SpaceBotBase
 from bot.discord_bot.embeds import reload_embed, status_embed
+from bot.discord_bot.moderation import DATABASE_DOWN, NO_DATABASE, FeedbackBrowser, gaps_embed, stats_embed
+from bot.discord_bot.persistence import BotStorage
+from bot.storage import StorageError
+from bot.storage.errors import describe
 
 log = logging.getLogger(__name__)
 
 RELOAD_BUSY = "A reload is already running. Wait for it to finish, then try again."
+DEFAULT_DAYS = 30
+Days = app_commands.Range[int, 1, 3650]
 
 
 def actor_name(user: discord.abc.User) -> str:
@@ -66,6 +77,71 @@ class KnowledgeAdmin(commands.Cog):
         engine = await self.bot.get_engine()
         status = await self.bot.in_thread(engine.status)
         await interaction.followup.send(embed=status_embed(status), ephemeral=True)
+
+
+    # -- the moderators' loop -----------------------------------------------------------------
+    async def _database(self, interaction: discord.Interaction[SpaceBotBase]) -> BotStorage | None:
+        """Defer privately; the bot's database, or None after telling the moderator there is none."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self.bot.db is None:
+            await interaction.followup.send(NO_DATABASE, ephemeral=True)
+        return self.bot.db
+
+    def _kb_version(self) -> str | None:
+        engine = self.bot.engine
+        return engine.snapshot.version if engine is not None else None
+
+    @kb.command(name="feedback", description="Review reports on answers (Wrong, Outdated, Bad source), newest first")
+    @app_commands.describe(status="Which reports (default: open)")
+    @moderator_only()
+    async def feedback(
+        self, interaction: discord.Interaction[SpaceBotBase],
+        status: Literal["open", "resolved", "dismissed", "all"] = "open",
+    ) -> None:
+        db = await self._database(interaction)
+        if db is None:
+            return
+        browser = FeedbackBrowser(db.storage, None if status == "all" else status, interaction.guild_id,
+                                  self._kb_version)
+        try:
+            embed = await browser.load()
+        except StorageError as exc:
+            log.warning("/kb feedback: %s", describe(exc))
+            await interaction.followup.send(DATABASE_DOWN, ephemeral=True)
+            return
+        await interaction.followup.send(embed=embed, view=browser, ephemeral=True)
+
+    @kb.command(name="gaps", description="The questions the bot could not answer well, grouped")
+    @app_commands.describe(days="How far back (default 30 days)")
+    @moderator_only()
+    async def gaps(self, interaction: discord.Interaction[SpaceBotBase], days: Days = DEFAULT_DAYS) -> None:
+        db = await self._database(interaction)
+        if db is None:
+            return
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        try:
+            groups = await db.storage.gap_groups(since, guild_id=interaction.guild_id)
+        except StorageError as exc:
+            log.warning("/kb gaps: %s", describe(exc))
+            await interaction.followup.send(DATABASE_DOWN, ephemeral=True)
+            return
+        await interaction.followup.send(embed=gaps_embed(groups, days), ephemeral=True)
+
+    @kb.command(name="stats", description="Questions answered and declined, helpful rate, top topics and reports")
+    @app_commands.describe(days="How far back (default 30 days)")
+    @moderator_only()
+    async def stats(self, interaction: discord.Interaction[SpaceBotBase], days: Days = DEFAULT_DAYS) -> None:
+        db = await self._database(interaction)
+        if db is None:
+            return
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        try:
+            stats = await db.storage.stats(since, guild_id=interaction.guild_id)
+        except StorageError as exc:
+            log.warning("/kb stats: %s", describe(exc))
+            await interaction.followup.send(DATABASE_DOWN, ephemeral=True)
+            return
+        await interaction.followup.send(embed=stats_embed(stats, days), ephemeral=True)
 
 
 async def setup(bot: SpaceBotBase) -> None:
