@@ -11,7 +11,7 @@ on its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.declines import NOT_UNDERSTOOD_TEXT
@@ -38,17 +38,21 @@ class FollowUpPlan:
     used: str | None  # the earlier question it draws on
     dependent: bool  # it reads as a follow-up ("and Brazil?", "who leads it now?")
     refers_back: bool  # it has a word that points at something said before ("it", "they", "too")
+    new_subject: bool = False  # it names something the knowledge base never mentions ("jwst", "Hubble")
 
 
-def plan(question: str, context: Sequence[str]) -> FollowUpPlan:
+def plan(question: str, context: Sequence[str], known: Collection[str] = frozenset()) -> FollowUpPlan:
+    """How to read ``question`` after ``context``; ``known`` holds the knowledge base's words and the
+    language's ordinary words, so a term outside it is a name the knowledge base never mentions."""
     question = sanitize(question)
     earlier = [q for q in (sanitize(c) for c in context) if q]
     dependent = leans_on_context(question)
+    new_subject = bool(known) and any(t not in known for t in content_terms(question))
     refers_back = dependent and bool(_REFERRING.search(question))
     if not earlier:
-        return FollowUpPlan(question, None, None, dependent, refers_back)
+        return FollowUpPlan(question, None, None, dependent, refers_back, new_subject)
     previous = earlier[-1]
-    return FollowUpPlan(question, resolve(question, previous), previous, dependent, refers_back)
+    return FollowUpPlan(question, resolve(question, previous), previous, dependent, refers_back, new_subject)
 
 
 def leans_on_context(question: str) -> bool:
@@ -99,8 +103,8 @@ def choose(follow_up: FollowUpPlan, alone: Answer, resolved: Answer | None) -> A
     names_something = follow_up.dependent and bool(content_terms(follow_up.question))  # "and brazil"
     if alone.decline_reason == "not_a_question" and not follow_up.refers_back and not names_something:
         return alone  # "thanks!" after a question is still thanks
-    if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope"):
-        return alone
+    if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope" or follow_up.new_subject):
+        return alone  # a whole question, or one about something the earlier ones never touched
     if follow_up.dependent and alone.answered and not resolved.answered:
         return alone
     return replace(resolved, question=follow_up.question, context_used=follow_up.used)

@@ -25,7 +25,8 @@ Encode = Callable[[list[str]], np.ndarray]
 def answer_in_context(
     snapshot: Snapshot, encode: Encode, questions: Sequence[str], contexts: Sequence[Sequence[str]], k: int
 ) -> list[Answer]:
-    plans = [plan(str(q), c) for q, c in zip(questions, contexts, strict=True)]
+    known = snapshot.retriever.lexical.known_words
+    plans = [plan(str(q), c, known) for q, c in zip(questions, contexts, strict=True)]
     texts = [text for p in plans for text in (p.question, p.resolved) if text is not None]
     results = iter(answer_texts(snapshot, encode, texts, k))
     answers = []

@@ -19,7 +19,6 @@ from bot.core.prototypes import Correction, Prototypes
 from bot.core.retrieval import Candidate
 from bot.core.stemming import stem
 from bot.core.storylines import Storylines
-from bot.core.text import tokenize
 from bot.core.understand import Query
 
 NEARBY = 5
@@ -72,9 +71,7 @@ def _polarity(sentence: str) -> str:
 def _mentioned_share(names: frozenset[str], correction: Correction) -> float:
     if not names:
         return 1.0
-    passage = correction.passage
-    said = {stem(t) for t in tokenize(" ".join([correction.sentence, passage.title, *passage.aliases]))}
-    return sum(stem(name) in said for name in names) / len(names)
+    return sum(stem(name) in correction.words for name in names) / len(names)
 
 
 def _sentence_case(sentence: str) -> str:

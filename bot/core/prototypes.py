@@ -6,6 +6,7 @@ model, the encoder and the texts), so a warm start encodes nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,6 +23,8 @@ from bot.core.embedding import Encoder
 from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Passage
 from bot.core.scope import Scope, parse_scope
+from bot.core.stemming import stem
+from bot.core.text import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,12 @@ class Correction:
 
     sentence: str
     passage: Passage
+
+    @functools.cached_property
+    def words(self) -> frozenset[str]:
+        """Stems of the words of the sentence, its passage's title and aliases."""
+        passage = self.passage
+        return frozenset(stem(t) for t in tokenize(" ".join([self.sentence, passage.title, *passage.aliases])))
 
     @property
     def claim(self) -> str:

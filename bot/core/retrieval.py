@@ -87,11 +87,17 @@ class LexicalIndex:
         self._count = len(passages)
         self._average_length = float(self._lengths.mean()) if len(passages) else 1.0
         self.vocabulary = frozenset(self._postings)
+        self.known_words = self.vocabulary | dictionary  # the knowledge base's words and the language's
         self._vocabulary_by_initial: dict[str, list[str]] = defaultdict(list)
         for word in self.vocabulary:
             if len(word) >= TYPO_MIN_LENGTH - 1 and word.isalpha():
                 self._vocabulary_by_initial[word[0]].append(word)
-        self._aliases = self._alias_table(passages)
+        aliases = self._alias_table(passages)
+        self._alias_rows = {
+            alias: (np.array(sorted(rows), dtype=np.int64), math.log(1 + self._count / len(rows)))
+            for alias, rows in aliases.items()
+        }
+        self._alias_sizes = sorted({alias.count(" ") + 1 for alias in aliases})
 
     @staticmethod
     def _alias_table(passages: Sequence[Passage]) -> dict[str, set[int]]:
@@ -124,11 +130,11 @@ class LexicalIndex:
     def alias_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Passages whose aliases appear as whole words in the query, weighted by rarity."""
         scores = np.zeros(self._count, dtype=np.float32)
-        padded = f" {' '.join(query_tokens)} "
-        for alias, rows in self._aliases.items():
-            if f" {alias} " in padded:
-                weight = math.log(1 + self._count / len(rows))
-                scores[list(rows)] += weight
+        spans = {" ".join(query_tokens[i:i + size]) for size in self._alias_sizes
+                 for i in range(len(query_tokens) - size + 1)}
+        for alias in spans & self._alias_rows.keys():
+            rows, weight = self._alias_rows[alias]
+            scores[rows] += weight
         return scores
 
     def correct(self, tokens: Sequence[str]) -> list[str]:

@@ -61,6 +61,8 @@ def count_sentences(text: str) -> int:
 
 def normalize(text: str) -> str:
     """Lower-case, accent-folded text for lexical matching."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
