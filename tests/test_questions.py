@@ -84,3 +84,13 @@ def test_scoring_counts_each_category_on_its_own_tally() -> None:
     assert report.uncovered_not_misanswered.rate == 0.0
     assert report.definition_hit_at_1.rate == 0.0
     assert {m.question.text for m in report.misses} == {"c", "d"}
+
+
+def test_no_autocomplete_example_copies_a_holdout_question() -> None:
+    from bot.core.knowledge import load_knowledge
+
+    knowledge = load_knowledge(REPO / "knowledge").knowledge
+    assert knowledge is not None
+    holdout = {" ".join(q.text.casefold().split()) for q in load_questions(REPO / "questions" / "holdout")}
+    copies = [e for e in knowledge.examples if " ".join(e.casefold().split()) in holdout]
+    assert not copies, f"autocomplete examples that copy holdout questions: {copies}"

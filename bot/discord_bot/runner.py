@@ -130,13 +130,29 @@ async def _run(
 async def _run_until_stopped(bot: SpaceBotBase, token: str, stop: asyncio.Event) -> None:
     runner = asyncio.create_task(bot.start(token), name="spacebot-run")
     stopper = asyncio.create_task(stop.wait(), name="spacebot-stop")
-    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    failed = asyncio.create_task(_engine_failed(bot), name="spacebot-engine-failed")
+    done, _ = await asyncio.wait({runner, stopper, failed}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopper, failed):
+        if waiter not in done:
+            waiter.cancel()
     if stopper in done:
         log.info("shutdown requested; closing")
         await bot.close()
-    else:
-        stopper.cancel()
+    elif failed in done and not runner.done():
+        # The bot closes itself too, but a close that lands between login and connect can leave the
+        # connect loop retrying on a closed HTTP session: stop the start task, then close for sure.
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await bot.close()
+        return
     await runner  # re-raises LoginFailure and friends
+
+
+async def _engine_failed(bot: SpaceBotBase) -> None:
+    """Returns once the engine has failed to load (never, if it loads)."""
+    await bot.engine_ready.wait()
+    if bot.engine_error is None:
+        await asyncio.Event().wait()
 
 
 def sync_commands(settings: DiscordSettings, guild_id: int | None) -> int:
