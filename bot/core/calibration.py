@@ -30,7 +30,7 @@ from bot.core.understand import Query, understand
 WRONG_ANSWER_COST = 3.0
 NAME_WEIGHTS = (0.0, 0.1, 0.2, 0.3)
 # Highest first: among rules that do equally well on the tuning set, the most cautious one wins.
-PREMISE_CONFIDENCES = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)
+PREMISE_CONFIDENCES = (0.3, 0.2, 0.1, 0.05, 0.0)
 SUPPORT_CUTS = (*(round(0.3 + 0.05 * i, 2) for i in range(15)), 1.01)
 REGULARIZATION_C = 1.0
 FOLDS = 5
