@@ -184,7 +184,7 @@ def compose_answer(
     decision = choose_lead(candidates, snapshot.retriever, snapshot.storylines, query.time, query.past, forced=forced)
     by_id = {c.passage.id: c for c in candidates}
     ranked = [RankedPassage(decision.lead.passage, decision.lead.score, decision.lead.dense)]
-    ranked += [_ranked(p, by_id, snapshot) for p in decision.related]
+    ranked += [_ranked(p, by_id) for p in decision.related]
     shown = {r.passage.id for r in ranked}
     for candidate in candidates:
         if len(ranked) >= k:
@@ -199,6 +199,6 @@ def compose_answer(
     )
 
 
-def _ranked(passage: Passage, by_id: dict[str, Candidate], snapshot: Snapshot) -> RankedPassage:
+def _ranked(passage: Passage, by_id: dict[str, Candidate]) -> RankedPassage:
     found = by_id.get(passage.id)
     return RankedPassage(passage, found.score if found else 0.0, found.dense if found else 0.0)

@@ -76,7 +76,7 @@ class Prototypes:
         corrections = tuple(
             Correction(sentence, passage)
             for passage in knowledge.passages.values()
-            for sentence in getattr(passage, "corrects", ())
+            for sentence in passage.corrects
         )
         groups = {name: list(texts) for name, texts in (examples or {}).items()}
         texts = [*covered, *scope.not_covered, *(c.claim for c in corrections)]
