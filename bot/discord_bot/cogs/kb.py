@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
 
 import discord
 from discord import app_commands
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RELOAD_BUSY = "A reload is already running. Wait for it to finish, then try again."
 DEFAULT_DAYS = 30
+T = TypeVar("T")
 Days = app_commands.Range[int, 1, 3650]
 
 
@@ -115,34 +117,38 @@ class KnowledgeAdmin(commands.Cog):
     @app_commands.describe(days="How far back (default 30 days)")
     @moderator_only()
     async def gaps(self, interaction: discord.Interaction[SpaceBotBase], days: Days = DEFAULT_DAYS) -> None:
-        db = await self._database(interaction)
-        if db is None:
-            return
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-        try:
-            groups = await db.storage.gap_groups(since, guild_id=interaction.guild_id)
-        except StorageError as exc:
-            log.warning("/kb gaps: %s", describe(exc))
-            await interaction.followup.send(DATABASE_DOWN, ephemeral=True)
-            return
-        await interaction.followup.send(embed=gaps_embed(groups, days), ephemeral=True)
+        await self._send_report(
+            interaction, "/kb gaps",
+            lambda db, since: db.storage.gap_groups(since, guild_id=interaction.guild_id),
+            lambda groups: gaps_embed(groups, days), days,
+        )
 
     @kb.command(name="stats", description="Questions answered and declined, helpful rate, top topics and reports")
     @app_commands.describe(days="How far back (default 30 days)")
     @moderator_only()
     async def stats(self, interaction: discord.Interaction[SpaceBotBase], days: Days = DEFAULT_DAYS) -> None:
+        await self._send_report(
+            interaction, "/kb stats",
+            lambda db, since: db.storage.stats(since, guild_id=interaction.guild_id),
+            lambda stats: stats_embed(stats, days), days,
+        )
+
+    async def _send_report(
+        self, interaction: discord.Interaction[SpaceBotBase], command: str,
+        fetch: Callable[[BotStorage, dt.datetime], Awaitable[T]], render: Callable[[T], discord.Embed], days: int,
+    ) -> None:
+        """Fetch a report for the last ``days`` days and send it privately, or say the database is down."""
         db = await self._database(interaction)
         if db is None:
             return
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         try:
-            stats = await db.storage.stats(since, guild_id=interaction.guild_id)
+            report = await fetch(db, since)
         except StorageError as exc:
-            log.warning("/kb stats: %s", describe(exc))
+            log.warning("%s: %s", command, describe(exc))
             await interaction.followup.send(DATABASE_DOWN, ephemeral=True)
             return
-        await interaction.followup.send(embed=stats_embed(stats, days), ephemeral=True)
-
+        await interaction.followup.send(embed=render(report), ephemeral=True)
 
 async def setup(bot: SpaceBotBase) -> None:
     await bot.add_cog(KnowledgeAdmin(bot))
