@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from bot.discord_bot.config import DiscordSettings
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
+SHUTDOWN_GRACE = 10.0  # seconds the remaining tasks get to stop once the bot has closed
 EXIT_FAILURE = 1
 EXIT_BAD_TOKEN = 2
 
@@ -86,7 +88,7 @@ def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
     except ValidationError as exc:
         return _fail(f"error: invalid database settings: {exc.errors()[0]['msg']}", EXIT_FAILURE)
     try:
-        asyncio.run(_run(settings, token, bot_options))
+        _run_to_the_end(_run(settings, token, bot_options))
     except discord.LoginFailure:
         return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
     except discord.PrivilegedIntentsRequired:
@@ -98,6 +100,31 @@ def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
     except KeyboardInterrupt:
         log.info("interrupted")
     return EXIT_OK
+
+
+def _run_to_the_end(main: Coroutine[Any, Any, None]) -> None:
+    """Like ``asyncio.run``, but a task that ignores its cancellation at shutdown cannot keep the process
+    alive: after SHUTDOWN_GRACE seconds it is named in a warning and left behind, so a supervisor that
+    waits for the exit code gets it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=SHUTDOWN_GRACE))
+            stuck = [task.get_name() for task in pending if not task.done()]
+            if stuck:
+                log.warning("left %d task(s) that did not stop within %.0f s: %s", len(stuck), SHUTDOWN_GRACE,
+                            ", ".join(stuck))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 async def _run(
