@@ -13,7 +13,7 @@ from bot.core.models import Answer, Passage, RankedPassage, Source
 
 @pytest.mark.parametrize("text", [
     "and Brazil?", "who leads it now?", "how many is that in total?", "did Japan sign too?",
-    "what about Roscosmos?", "why?",
+    "what about Roscosmos?", "why?", "when did China sign?", "how did ESA react",
 ])
 def test_fragments_lean_on_the_conversation(text: str) -> None:
     assert leans_on_context(text)
@@ -22,6 +22,12 @@ def test_fragments_lean_on_the_conversation(text: str) -> None:
 @pytest.mark.parametrize("text", ["When is Russia leaving the ISS?", "Who won the 2018 World Cup in Russia?",
                                   "What are the Artemis Accords and who signed them first?"])
 def test_full_questions_stand_on_their_own(text: str) -> None:
+    assert not leans_on_context(text)
+
+
+@pytest.mark.parametrize("text", ["what is the moon agreement and who signed it",
+                                  "What are the Artemis Accords and why does China object to them?"])
+def test_a_pronoun_pointing_into_the_question_itself_needs_no_conversation(text: str) -> None:
     assert not leans_on_context(text)
 
 
@@ -43,8 +49,21 @@ def test_the_plan_draws_on_the_last_earlier_question_and_needs_one() -> None:
     assert alone.resolved is None and alone.used is None and alone.dependent
 
 
-def _answer(answered: bool, reason: str | None = None, lead: str = "p") -> Answer:
-    passage = Passage(id=lead, title=lead, text="t.", date=dt.date(2024, 1, 1), topic="t", file=Path("t.yaml"),
+def test_a_chain_of_fragments_is_resolved_from_its_start() -> None:
+    follow = plan("why did Saudi Arabia leave it", [
+        "How many countries are parties to the Outer Space Treaty?", "and the Moon Agreement?"])
+    assert follow.used == "and the Moon Agreement?"
+    assert follow.earlier_in_full == "and the Moon Agreement? How many countries are parties to the Outer Space Treaty?"
+    assert follow.resolved is not None and follow.resolved.endswith(follow.earlier_in_full)
+
+
+def test_a_full_question_in_the_chain_starts_it_afresh() -> None:
+    follow = plan("and Brazil?", ["Who runs NASA?", "When did Japan sign the Artemis Accords?"])
+    assert follow.earlier_in_full == "When did Japan sign the Artemis Accords?"
+
+
+def _answer(answered: bool, reason: str | None = None, lead: str = "p", topic: str = "t") -> Answer:
+    passage = Passage(id=lead, title=lead, text="t.", date=dt.date(2024, 1, 1), topic=topic, file=Path("t.yaml"),
                       source=Source("P", "T", "https://example.org"))
     return Answer(question="q", answered=answered, lead="t." if answered else "",
                   passages=(RankedPassage(passage, 1.0),) if answered else (), history=(), suggestions=(),
@@ -80,3 +99,19 @@ def test_a_pointing_fragment_without_context_is_not_understood() -> None:
     follow = plan("who leads it now?", [])
     chosen = choose(follow, _answer(True, lead="random"), None)
     assert chosen.decline_reason == "not_understood" and not chosen.answered and chosen.passages == ()
+
+
+def test_a_follow_up_landing_on_the_earlier_subject_alone_keeps_its_own_answer() -> None:
+    follow = plan("how many countries are in it now", ["When did China and Russia agree on a Moon base?"])
+    earlier = _answer(True, lead="mou", topic="ilrs")
+    chosen = choose(follow, _answer(True, lead="count", topic="ilrs"), _answer(True, lead="rivalry", topic="other"),
+                    earlier)
+    assert chosen.passages[0].passage.id == "count"
+
+
+def test_a_follow_up_landing_elsewhere_alone_takes_the_resolved_answer() -> None:
+    follow = plan("how many countries are in it now", ["When did China and Russia agree on a Moon base?"])
+    earlier = _answer(True, lead="mou", topic="ilrs")
+    chosen = choose(follow, _answer(True, lead="treaty", topic="treaties"), _answer(True, lead="count", topic="ilrs"),
+                    earlier)
+    assert chosen.passages[0].passage.id == "count" and chosen.context_used is not None

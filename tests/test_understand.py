@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.understand import MAX_QUESTION_CHARS, is_small_talk, presupposes_an_event, question_kind, sanitize
+from bot.core.understand import (
+    MAX_QUESTION_CHARS,
+    defined_subject,
+    is_small_talk,
+    presupposes_an_event,
+    question_kind,
+    sanitize,
+    searched_text,
+)
 
 
 def test_sanitize_replaces_lone_surrogates_so_any_tokenizer_accepts_the_text() -> None:
@@ -75,3 +83,18 @@ def test_questions_that_take_an_event_for_granted_presuppose_it(text: str) -> No
 ])
 def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None:
     assert not presupposes_an_event(text)
+
+
+@pytest.mark.parametrize(("text", "subject"), [
+    ("Give me a quick overview of the Space Launch System", "Space Launch System"),
+    ("What is the ISS, in simple terms?", "ISS"),
+    ("I don't know what PAROS is", "PAROS"),
+    ("explain Mars Sample Return to me", "Mars Sample Return"),
+])
+def test_the_defined_subject_is_read_out_of_any_phrasing(text: str, subject: str) -> None:
+    assert defined_subject(text) == subject
+
+
+def test_a_definition_is_searched_in_one_plain_form_and_other_questions_as_asked() -> None:
+    assert searched_text("Give me a quick overview of the Space Launch System") == "What is Space Launch System?"
+    assert searched_text("When is Russia leaving the ISS?") == "When is Russia leaving the ISS?"

@@ -18,7 +18,7 @@ from bot.core.declines import NOT_UNDERSTOOD_TEXT
 from bot.core.models import Answer
 from bot.core.names import COUNTRIES, ORGANISATIONS, named_terms
 from bot.core.text import tokenize
-from bot.core.understand import content_terms, sanitize
+from bot.core.understand import content_terms, defined_subject, sanitize
 
 _LEADING = re.compile(
     r"^(?:and|also|but|so|then|ok|okay|what about|how about|and what about|same for|what of)\b[\s,]*", re.IGNORECASE
@@ -26,6 +26,13 @@ _LEADING = re.compile(
 _REFERRING = re.compile(
     r"\b(?:it|its|it's|they|them|their|theirs|that|this|those|these|he|him|his|she|her|there|too|also|either|"
     r"as well|instead|the same|then)\b",
+    re.IGNORECASE,
+)
+# A short question ending on a verb that needs an object ("when did China sign?", "how did ESA react")
+# leaves out what it is about: the conversation says what was signed.
+_DANGLING_VERB = re.compile(
+    r"\b(?:sign|join|ratify|react|respond|reply|agree|approve|vote|leave|quit|withdraw|pull out|say|decide|"
+    r"object|comment|accede|follow)(?:ed|d|s)?\W*$",
     re.IGNORECASE,
 )
 MAX_FRAGMENT_TERMS = 2
@@ -39,6 +46,7 @@ class FollowUpPlan:
     dependent: bool  # it reads as a follow-up ("and Brazil?", "who leads it now?")
     refers_back: bool  # it has a word that points at something said before ("it", "they", "too")
     new_subject: bool = False  # it names something the knowledge base never mentions ("jwst", "Hubble")
+    earlier_in_full: str | None = None  # the question it follows, resolved through the conversation
 
 
 def plan(question: str, context: Sequence[str], known: Collection[str] = frozenset()) -> FollowUpPlan:
@@ -51,8 +59,17 @@ def plan(question: str, context: Sequence[str], known: Collection[str] = frozens
     refers_back = dependent and bool(_REFERRING.search(question))
     if not earlier:
         return FollowUpPlan(question, None, None, dependent, refers_back, new_subject)
-    previous = earlier[-1]
-    return FollowUpPlan(question, resolve(question, previous), previous, dependent, refers_back, new_subject)
+    full = in_full(earlier)
+    return FollowUpPlan(question, resolve(question, full), earlier[-1], dependent, refers_back, new_subject, full)
+
+
+def in_full(earlier: Sequence[str]) -> str:
+    """The last earlier question in full: a chain of fragments ("and the Moon Agreement?" after
+    "How many countries are parties to the Outer Space Treaty?") is resolved from its start."""
+    full = earlier[0]
+    for question in earlier[1:]:
+        full = resolve(question, full) if leans_on_context(question) else question
+    return full
 
 
 def leans_on_context(question: str) -> bool:
@@ -60,7 +77,19 @@ def leans_on_context(question: str) -> bool:
     terms = content_terms(question)
     if len(terms) > MAX_FRAGMENT_TERMS + 1:
         return False
-    return bool(_LEADING.match(question) or _REFERRING.search(question)) or len(terms) <= 1
+    if names_its_own_subject(question):
+        return False
+    leaning = _LEADING.match(question) or _REFERRING.search(question) or _DANGLING_VERB.search(question)
+    return bool(leaning) or len(terms) <= 1
+
+
+def names_its_own_subject(question: str) -> bool:
+    """"what is the Moon Agreement and who signed it": the "it" points back into the question itself."""
+    subject = defined_subject(question)
+    if subject is None:
+        return False
+    pointer = _REFERRING.search(subject)
+    return len(content_terms(subject[:pointer.start()] if pointer else subject)) >= 2
 
 
 def resolve(question: str, previous: str) -> str:
@@ -91,8 +120,13 @@ def _swap_subject(previous: str, new_subject: str, written: str) -> str | None:
     return None
 
 
-def choose(follow_up: FollowUpPlan, alone: Answer, resolved: Answer | None) -> Answer:
-    """The answer to give: the question alone when it stands on its own, else the resolved one."""
+def choose(
+    follow_up: FollowUpPlan, alone: Answer, resolved: Answer | None, earlier: Answer | None = None
+) -> Answer:
+    """The answer to give: the question alone when it stands on its own, else the resolved one.
+    ``earlier`` is the answer to the question it follows: a follow-up that, asked alone, already lands
+    on that answer's subject ("how many countries are in it now?" after a question about the ILRS)
+    keeps its own answer, which the earlier question's words would otherwise drown."""
     if resolved is None:
         pointing = follow_up.refers_back and not named_terms(follow_up.question)
         lost = pointing or (follow_up.dependent and not alone.answered)
@@ -105,7 +139,14 @@ def choose(follow_up: FollowUpPlan, alone: Answer, resolved: Answer | None) -> A
         return alone  # "thanks!" after a question is still thanks
     if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope" or follow_up.new_subject):
         return alone  # a whole question, or one about something the earlier ones never touched
-    if follow_up.dependent and alone.answered and not resolved.answered:
+    if follow_up.dependent and alone.answered and (not resolved.answered or same_subject(alone, earlier)):
         return alone
     return replace(resolved, question=follow_up.question, context_used=follow_up.used)
 
+
+
+def same_subject(alone: Answer, earlier: Answer | None) -> bool:
+    """The answer's lead is on a topic among the earlier answer's top passages."""
+    if earlier is None or not earlier.answered or not alone.passages:
+        return False
+    return alone.passages[0].passage.topic in {r.passage.topic for r in earlier.passages[:3]}

@@ -12,7 +12,7 @@ import numpy as np
 
 from bot.core.compose import compose_answer
 from bot.core.declines import decline
-from bot.core.followup import choose, plan
+from bot.core.followup import FollowUpPlan, choose, plan
 from bot.core.judge import judge
 from bot.core.models import Answer
 from bot.core.retrieval import retrieve
@@ -27,14 +27,23 @@ def answer_in_context(
 ) -> list[Answer]:
     known = snapshot.retriever.lexical.known_words
     plans = [plan(str(q), c, known) for q, c in zip(questions, contexts, strict=True)]
-    texts = [text for p in plans for text in (p.question, p.resolved) if text is not None]
+    texts = [text for p in plans for text in _texts_of(p)]
     results = iter(answer_texts(snapshot, encode, texts, k))
     answers = []
     for p in plans:
         alone = next(results)
         resolved = next(results) if p.resolved is not None else None
-        answers.append(choose(p, alone, resolved))
+        earlier = next(results) if p.resolved is not None and p.dependent else None
+        answers.append(choose(p, alone, resolved, earlier))
     return answers
+
+
+def _texts_of(follow_up: FollowUpPlan) -> list[str]:
+    """The question as asked; with a conversation, resolved; for a dependent one, the question it follows."""
+    if follow_up.resolved is None or follow_up.earlier_in_full is None:
+        return [follow_up.question]
+    extra = [follow_up.earlier_in_full] if follow_up.dependent else []
+    return [follow_up.question, follow_up.resolved, *extra]
 
 
 def answer_texts(snapshot: Snapshot, encode: Encode, texts: Sequence[str], k: int) -> list[Answer]:

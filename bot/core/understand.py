@@ -45,7 +45,7 @@ _DEFINITION = re.compile(
     r"\s*:?\s+(?:the\s+)?(?P<x5>.+?)"
     r"|(?P<x8>[^?]+?)\s*[,.;:?!-]*\s*what(?:'s|’s|\s+is|\s+are)\s+(?:it|that|this|they|those|these)(?:\s+(?:even|exactly))?"
     r"|(?:i\s+)?(?:never\s+heard\s+of|don'?t\s+know\s+what)\s+(?:the\s+)?(?P<x7>.+?)(?:\s+is|\s+are)?"
-    r")\s*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me)?\s*[?.!]*$",
+    r")[\s,]*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me)?\s*[?.!]*$",
     re.IGNORECASE,
 )
 # A definition asks what a thing is, not its state: these words turn "what is X" into a status question.
@@ -133,16 +133,29 @@ def is_small_talk(text: str, known: frozenset[str] = frozenset()) -> bool:
 
 def question_kind(text: str) -> QuestionKind:
     """"definition" for "what is X?", "explain X", "what are the X about?"; "other" for everything else."""
+    return "definition" if defined_subject(text) is not None else "other"
+
+
+def defined_subject(text: str) -> str | None:
+    """X in "what is X?", "give me an overview of X", "I don't know what X is"; None if not a definition."""
     match = _DEFINITION.match(text.strip())
     if not match:
-        return "other"
+        return None
     subject = next(value for value in match.groupdict().values() if value)
     terms = [t for t in tokenize(subject) if t not in STOPWORDS]
     if not terms or len(terms) > MAX_DEFINED_TERMS or find_time_reference(text):
-        return "other"
+        return None
     if any(t in _NOT_DEFINITION for t in tokenize(subject)):
-        return "other"
-    return "definition"
+        return None
+    return subject.strip()
+
+
+def searched_text(corrected: str) -> str:
+    """What retrieval and the judge read: a definition question in one plain form ("What is the Space
+    Launch System?" for "give me a quick overview of the Space Launch System"), so the wrapping words
+    neither pull in other passages nor count as words no passage covers."""
+    subject = defined_subject(corrected)
+    return f"What is {subject}?" if subject is not None else corrected
 
 
 def presupposes_an_event(text: str) -> bool:
@@ -175,14 +188,15 @@ def presupposition(text: str) -> Presupposition | None:
 def understand(question: object, lexical: LexicalIndex) -> Query:
     asked = sanitize(question)
     corrected = correct_query(asked, lexical) if asked else asked
+    searched = searched_text(corrected)
     return Query(
         asked=asked,
-        text=corrected,
+        text=searched,
         time=find_time_reference(asked),
         past=asks_about_the_past(asked),
         kind=question_kind(asked),
         presupposes=presupposition(asked),
         claim=claim_of(asked),
         small_talk=is_small_talk(asked, lexical.vocabulary),
-        content_terms=content_terms(corrected),
+        content_terms=content_terms(searched),
     )
