@@ -117,7 +117,6 @@ def test_knowledge_file_has_no_duplicate_keys_anchors_or_aliases(path: Path) -> 
         pytest.fail(f"{path.name}: {problem}")
 
 
-@pytest.mark.xfail(strict=False, reason="issue 10: reposts are being replaced by original sources (15% when added)")
 def test_shipped_passages_citing_reposts_stay_under_ten_percent() -> None:
     """A repost is a passage marked `source.repost: true` or citing a known repost site, marked or not."""
     passages = [p for path in FILES for p in _readable_passages(path)]
