@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = Path(__file__).with_name("judge_model.json")
 FEATURES = (
     "dense_max", "dense_lead", "coverage_lead", "coverage_best", "unknown", "agreement", "lexical_lead",
-    "scope_in", "scope_out", "scope_margin", "margin", "terms",
+    "scope_in", "scope_out", "scope_margin", "margin", "terms", "unknown_names",
     "knn_answerable", "knn_not_covered", "knn_out_of_scope",
 )
 # Tuning questions kept as neighbours: how close a question is to ones known to be answerable,
@@ -143,8 +143,9 @@ class Evidence:
     def __init__(self, lexical: LexicalIndex, prototypes: Prototypes) -> None:
         self.lexical = lexical
         self.prototypes = prototypes
-        self.row_stems = [frozenset(stem(t) for t in terms) for terms in lexical.row_terms]
-        self.known_stems = frozenset(stem(t) for t in lexical.vocabulary)
+        stems = {term: stem(term) for term in lexical.vocabulary}  # once per word, not once per row it is in
+        self.row_stems = [frozenset(map(stems.__getitem__, terms)) for terms in lexical.row_terms]
+        self.known_stems = frozenset(stems.values())
         self.unknown_idf = lexical.idf("\0never-seen")
 
     def weight(self, term: str) -> float:
@@ -174,8 +175,19 @@ class Evidence:
             scope_in - scope_out,
             (lead.score - second) / lead.score if lead and lead.score > 0 else 0.0,
             min(len(terms), 10) / 10,
+            self._unknown_names(terms, weights, total),
             *self._neighbours(vector),
         ], dtype=np.float64)
+
+    def _unknown_names(self, terms: list[str], weights: np.ndarray, total: float) -> float:
+        """The weighted share of the question's words that are neither in the knowledge base nor ordinary
+        words of the language ("jwst", "bitcoin"): names of things it does not cover. Slang and chatter
+        ("bailing", "these days") are ordinary words and do not count."""
+        if not terms:
+            return 1.0
+        known = self.lexical.known_words
+        return sum(w for t, w in zip(terms, weights, strict=True)
+                   if t not in known and stem(t) not in self.known_stems) / total
 
     def _neighbours(self, vector: np.ndarray | None) -> list[float]:
         """Mean cosine to the KNN nearest tuning questions of each group."""

@@ -52,7 +52,7 @@ _DEFINITION = re.compile(
 _NOT_DEFINITION = word_set(
     "latest status current currently now today new newest next last plan plans date deadline schedule when cost "
     "costs budget price happening happened going doing said say says position timeline future end deal count "
-    "number many much stance decision update news record biggest largest first"
+    "number many much stance decision update news record biggest largest first days nowadays anymore"
 )
 MAX_DEFINED_TERMS = 7
 MAX_REMARK_TERMS = 2
@@ -145,7 +145,8 @@ def defined_subject(text: str) -> str | None:
     terms = [t for t in tokenize(subject) if t not in STOPWORDS]
     if not terms or len(terms) > MAX_DEFINED_TERMS or find_time_reference(text):
         return None
-    if any(t in _NOT_DEFINITION for t in tokenize(subject)):
+    words = tokenize(subject)
+    if any(t in _NOT_DEFINITION for t in words) or words[0].endswith("ing"):  # "who's running NASA?"
         return None
     return subject.strip()
 
@@ -155,7 +156,9 @@ def searched_text(corrected: str) -> str:
     Launch System?" for "give me a quick overview of the Space Launch System"), so the wrapping words
     neither pull in other passages nor count as words no passage covers."""
     subject = defined_subject(corrected)
-    return f"What is {subject}?" if subject is not None else corrected
+    if subject is None:
+        return corrected
+    return f"{'Who' if corrected.lower().startswith('who') else 'What'} is {subject}?"
 
 
 def presupposes_an_event(text: str) -> bool:
