@@ -26,7 +26,9 @@ def test_full_questions_stand_on_their_own(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["what is the moon agreement and who signed it",
-                                  "What are the Artemis Accords and why does China object to them?"])
+                                  "What are the Artemis Accords and why does China object to them?",
+                                  "when is starliner flying again and will there be people on it",
+                                  "what is C3DO"])
 def test_a_pronoun_pointing_into_the_question_itself_needs_no_conversation(text: str) -> None:
     assert not leans_on_context(text)
 

@@ -35,6 +35,11 @@ _DANGLING_VERB = re.compile(
     r"object|comment|accede|follow)(?:ed|d|s)?\W*$",
     re.IGNORECASE,
 )
+# "..., and will there be people on it": a second question about what the first one named.
+_SECOND_CLAUSE = re.compile(
+    r"(?:,|\band\b|\bor\b)\s+(?:what|when|why|how|who|where|which|will|would|is|are|was|were|does|do|did|can|could)\b",
+    re.IGNORECASE,
+)
 MAX_FRAGMENT_TERMS = 2
 
 
@@ -84,12 +89,17 @@ def leans_on_context(question: str) -> bool:
 
 
 def names_its_own_subject(question: str) -> bool:
-    """"what is the Moon Agreement and who signed it": the "it" points back into the question itself."""
+    """"what is C3DO", "what is the Moon Agreement and who signed it", "when is Starliner flying again
+    and will there be people on it": the question names what it is about, and any "it" points back
+    into the question itself."""
+    second_clause = _SECOND_CLAUSE.search(question)
+    if second_clause and content_terms(question[:second_clause.start()]):
+        return True
     subject = defined_subject(question)
     if subject is None:
         return False
     pointer = _REFERRING.search(subject)
-    return len(content_terms(subject[:pointer.start()] if pointer else subject)) >= 2
+    return len(content_terms(subject[:pointer.start()] if pointer else subject)) >= (2 if pointer else 1)
 
 
 def resolve(question: str, previous: str) -> str:
