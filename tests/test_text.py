@@ -123,7 +123,8 @@ def test_question_about_a_past_event_is_recognised(question: str) -> None:
 @pytest.mark.parametrize(
     "question",
     ["When is Russia leaving the ISS?", "Which country was the most recent to join the Artemis Accords?",
-     "did they ever leave? are they still there", "Who leads the US Space Force?"],
+     "did they ever leave? are they still there", "Who leads the US Space Force?",
+     "did nasa cancel the gateway station", "So was the Artemis III landing dropped?"],
 )
 def test_question_about_the_present_is_not_taken_for_the_past(question: str) -> None:
     assert not asks_about_the_past(question)

@@ -64,6 +64,7 @@ def test_what_is_x_questions_are_definitions(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "What is the latest on the Artemis Accords?", "what is the status of the gateway", "what is nasa's budget for 2026",
     "When is Russia leaving the ISS?", "what is the plan for the ISS after 2030",
+    "Who is the head of Roscosmos?", "who's running nasa these days",
 ])
 def test_status_and_time_questions_are_not_definitions(text: str) -> None:
     assert question_kind(text) == "other"

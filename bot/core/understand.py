@@ -32,7 +32,7 @@ SMALL_TALK = word_set(
 _DEFINITION = re.compile(
     r"^(?:so\s+|and\s+|ok\s+|hey\s+|sorry\s+|quick question:?\s+|noob question:?\s+)?(?:"
     r"what'?s\s+the\s+deal\s+with\s+(?:the\s+)?(?P<x6>.+?)"
-    r"|(?:what|wat|wut|waht|who)(?:\s+(?:exactly\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+)?"
+    r"|(?:what|wat|wut|waht)(?:\s+(?:exactly\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+)?"
     r"(?:the\s+|an?\s+)?"
     r"(?P<x1>.+?)(?:\s+(?:all\s+)?about|\s+for|\s+supposed\s+to\s+be)?"
     r"|what\s+(?:does|do)\s+(?P<x2>.+?)\s+(?:mean|stand\s+for|do|refer\s+to)"
@@ -156,9 +156,7 @@ def searched_text(corrected: str) -> str:
     Launch System?" for "give me a quick overview of the Space Launch System"), so the wrapping words
     neither pull in other passages nor count as words no passage covers."""
     subject = defined_subject(corrected)
-    if subject is None:
-        return corrected
-    return f"{'Who' if corrected.lower().startswith('who') else 'What'} is {subject}?"
+    return f"What is {subject}?" if subject is not None else corrected
 
 
 def presupposes_an_event(text: str) -> bool:
