@@ -73,6 +73,8 @@ def test_status_and_time_questions_are_not_definitions(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "When did Russia quit the space station?", "Why did NASA cancel Artemis?", "When did Japan sign the ILRS?",
     "how did the ISS crash", "after russia left the iss, who runs it?", "Why was Artemis II cancelled?",
+    "what did the artemis 2 crew find when they landed on the moon",
+    "since nasa's budget got slashed to 18.8 billion, which missions got axed?",
 ])
 def test_questions_that_take_an_event_for_granted_presuppose_it(text: str) -> None:
     assert presupposes_an_event(text)

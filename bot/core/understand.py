@@ -63,8 +63,11 @@ _PRESUPPOSING = re.compile(
     r"|\b(?:after|since|now\s+that|ever\s+since|following)\s+(?:the\s+)?[\w'’-]+(?:\s+[\w'’-]+){0,3}\s+"
     r"(?:left|quit|joined|signed|ratified|cancel(?:l)?ed|ended|crashed|retired|deorbited|withdrew|landed|"
     r"launched|collapsed|closed|scrapped|abandoned|shut|fell|exploded|banned|approved|passed|replaced|"
-    r"was\s+\w+|were\s+\w+)\b"
-    r"|\bwho\s+(?:replaced|succeeded)\b",
+    r"was\s+\w+|were\s+\w+|got\s+\w+)\b"
+    r"|\bwho\s+(?:replaced|succeeded)\b"
+    # "what did the crew find when they landed on the Moon?"
+    r"|\b(?:when|after|once)\s+(?:they|it|he|she|the\s+\w+)\s+(?:landed|launched|left|quit|joined|signed|"
+    r"crashed|returned|arrived|docked|withdrew)\b",
     re.IGNORECASE,
 )
 _STILL = re.compile(r"\bstill\b", re.IGNORECASE)
