@@ -236,6 +236,8 @@ def judge(
 ) -> Verdict:
     if query.empty or query.small_talk:
         return Verdict(False, 0.0, "not_a_question")
+    if query.task:
+        return Verdict(False, 0.0, "out_of_scope")
     if not candidates or vector is None:
         return Verdict(False, 0.0, "out_of_scope")
     x = evidence.features(query, vector, candidates)

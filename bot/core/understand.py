@@ -87,6 +87,22 @@ _REPORTED = re.compile(
 )
 
 
+# A request for a task rather than a question: translation, creative writing, jokes, arithmetic,
+# role-play or new instructions. Out of scope whatever it names ("translate 'space station' into Russian").
+_TASK = re.compile(
+    r"^(?:(?:hey|ok|okay|so|please|pls|now)[\s,]+)*(?:(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+)?)?(?:"
+    r"translate\b"
+    r"|(?:write|compose|draft|generate|make|create)\s+(?:me\s+|us\s+)?(?:a|an|some|the|one)?\s*(?:short\s+|funny\s+)?"
+    r"(?:poem|sonnet|haiku|limerick|song|story|essay|joke|rap|script|letter|tweet|email|code|program|meme|novel)s?\b"
+    r"|tell\s+(?:me|us)\s+(?:a|another|some)\s+(?:\w+\s+)?(?:joke|story|poem|riddle)s?\b"
+    r"|ignore\s+(?:all\s+)?(?:your|the|previous|prior|above|my)\b"
+    r"|(?:pretend|roleplay|role-play|act\s+as|imagine\s+you)\b"
+    r"|(?:calculate|compute|solve|convert)\b"
+    r")",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class Query:
     """A question as the later stages see it."""
@@ -99,6 +115,7 @@ class Query:
     presupposes: Presupposition | None  # what it takes for granted, so a false premise is possible
     claim: str  # what it takes for granted, as a statement ("Russia quit the space station")
     small_talk: bool
+    task: bool  # asks for a task (translate, write a poem, a joke, sums), not about space policy
     content_terms: tuple[str, ...]
 
     @property
@@ -132,6 +149,10 @@ def is_small_talk(text: str, known: frozenset[str] = frozenset()) -> bool:
         return True
     remark = "?" not in text and not _ASKING.search(text) and len(terms) <= MAX_REMARK_TERMS
     return bool(known) and remark and not any(t in known or stem(t) in known for t in terms)
+
+
+def asks_for_a_task(text: str) -> bool:
+    return bool(_TASK.match(text.strip()))
 
 
 def question_kind(text: str) -> QuestionKind:
@@ -202,5 +223,6 @@ def understand(question: object, lexical: LexicalIndex) -> Query:
         presupposes=presupposition(asked),
         claim=claim_of(asked),
         small_talk=is_small_talk(asked, lexical.vocabulary),
+        task=asks_for_a_task(asked),
         content_terms=content_terms(searched),
     )
