@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.engine import Engine
+from bot.core.judge import FEATURES
+from bot.core.retrieval import retrieve
+from bot.core.understand import understand
 from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
@@ -152,3 +155,16 @@ def test_context_is_part_of_the_cache_key(engine: Engine) -> None:
     first = engine.answer("when was it?", context=["Kosmos 1408 anti-satellite debris"])
     second = engine.answer("when was it?", context=["FCC five-year deorbit rule"])
     assert first.passages[0].passage.id != second.passages[0].passage.id
+
+
+def _names_share(engine: Engine, text: str) -> float:
+    snapshot = engine.snapshot
+    query = understand(text, snapshot.retriever.lexical)
+    vector = engine.encoder.encode([query.text])[0]
+    candidates = retrieve(snapshot.retriever, query, vector, 5)
+    return float(snapshot.evidence.features(query, vector, candidates)[FEATURES.index("names_lead")])
+
+
+def test_the_judge_sees_how_much_of_what_a_question_names_the_lead_mentions(engine: Engine) -> None:
+    assert _names_share(engine, "When is Russia leaving the ISS?") == 1.0
+    assert _names_share(engine, "When is Germany leaving the ISS?") == 0.5  # the ISS, but not Germany

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = Path(__file__).with_name("judge_model.json")
 FEATURES = (
     "dense_max", "dense_lead", "coverage_lead", "coverage_best", "unknown", "agreement", "lexical_lead",
-    "scope_in", "scope_out", "scope_margin", "margin", "terms", "unknown_names",
+    "scope_in", "scope_out", "scope_margin", "margin", "terms", "unknown_names", "names_lead",
     "knn_answerable", "knn_not_covered", "knn_out_of_scope",
 )
 # Tuning questions kept as neighbours: how close a question is to ones known to be answerable,
@@ -176,6 +176,7 @@ class Evidence:
             (lead.score - second) / lead.score if lead and lead.score > 0 else 0.0,
             min(len(terms), 10) / 10,
             self._unknown_names(terms, weights, total),
+            self._names_covered(query, lead),
             *self._neighbours(vector),
         ], dtype=np.float64)
 
@@ -188,6 +189,17 @@ class Evidence:
         known = self.lexical.known_words
         return sum(w for t, w in zip(terms, weights, strict=True)
                    if t not in known and stem(t) not in self.known_stems) / total
+
+    def _names_covered(self, query: Query, lead: Candidate | None) -> float:
+        """The share of what the question names (countries, organisations, capitalized words) that the
+        lead passage mentions: "Germany's space law" answered with Luxembourg's names half of it."""
+        names = named_terms(query.asked)
+        if not names:
+            return 1.0
+        if lead is None:
+            return 0.0
+        stems = self.row_stems[lead.row]
+        return sum(stem(name) in stems for name in names) / len(names)
 
     def _neighbours(self, vector: np.ndarray | None) -> list[float]:
         """Mean cosine to the KNN nearest tuning questions of each group."""
