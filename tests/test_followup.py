@@ -109,6 +109,7 @@ def test_a_follow_up_landing_on_the_earlier_subject_alone_keeps_its_own_answer()
     chosen = choose(follow, _answer(True, lead="count", topic="ilrs"), _answer(True, lead="rivalry", topic="other"),
                     earlier)
     assert chosen.passages[0].passage.id == "count"
+    assert chosen.context_used == "When did China and Russia agree on a Moon base?"
 
 
 def test_a_follow_up_landing_elsewhere_alone_takes_the_resolved_answer() -> None:

@@ -149,8 +149,10 @@ def choose(
         return alone  # "thanks!" after a question is still thanks
     if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope" or follow_up.new_subject):
         return alone  # a whole question, or one about something the earlier ones never touched
-    if follow_up.dependent and alone.answered and (not resolved.answered or same_subject(alone, earlier)):
+    if follow_up.dependent and alone.answered and not resolved.answered:
         return alone
+    if follow_up.dependent and alone.answered and same_subject(alone, earlier):
+        return replace(alone, context_used=follow_up.used)  # the conversation confirmed the subject
     return replace(resolved, question=follow_up.question, context_used=follow_up.used)
 
 
