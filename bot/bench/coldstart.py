@@ -30,11 +30,13 @@ _PEAK_RSS_TAIL = textwrap.dedent(
     """
 )
 
+# `spacebot ask ...` as the console script runs it: ``main()`` reads the command line itself.
 ASK_SCRIPT = textwrap.dedent(
     """
     import sys
     from bot.cli import main
-    code = main(["ask", *sys.argv[1:]])
+    sys.argv = ["spacebot", "ask", *sys.argv[1:]]
+    code = main()
     """
 ) + _PEAK_RSS_TAIL + "sys.exit(code)\n"
 

@@ -8,7 +8,6 @@ knowledge files do not validate.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import statistics
@@ -18,16 +17,17 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.core.batching import MicroBatcher
 from bot.core.cache import AnswerCache, cache_key
 from bot.core.config import EngineSettings
 from bot.core.embedding import Encoder, dictionary_words
 from bot.core.encoders import load_encoder
 from bot.core.judge import MODEL_FILE, JudgeModel
 from bot.core.knowledge import KnowledgeBase, load_knowledge
+from bot.core.knowledge_cache import CACHE_FILE
 from bot.core.models import (
     Answer,
     BuildReport,
@@ -42,7 +42,9 @@ from bot.core.pipeline import answer_in_context
 from bot.core.snapshot import Snapshot, knowledge_diff
 from bot.core.store import IndexUnusableError, StoredIndex, current_snapshot_name, load_current, open_or_build
 from bot.core.stored_index import snapshot_folders
-from bot.core.suggest import suggest
+
+if TYPE_CHECKING:
+    from bot.core.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class Engine:
         cls, settings: EngineSettings, encoder: Encoder | None = None, judge_model: JudgeModel | None = None
     ) -> Engine:
         """Load the knowledge base and the matching index, building what is missing. Blocks for seconds."""
-        result = load_knowledge(settings.knowledge_dir)
+        result = load_knowledge(settings.knowledge_dir, cache_file=settings.index_dir / CACHE_FILE)
         for warning in result.warnings:  # for moderators: `spacebot validate` and /kb reload show them
             log.info("%s", warning)
         if result.knowledge is None and not snapshot_folders(settings.index_dir):
@@ -139,6 +141,8 @@ class Engine:
 
     def suggest(self, text: str, limit: int = 25) -> list[Suggestion]:
         """Autocomplete entries: example questions, passage titles and ids. Cheap: runs on any thread."""
+        from bot.core.suggest import suggest  # here: rapidfuzz is not needed to answer
+
         return suggest(self.knowledge, text, limit)
 
     def status(self) -> EngineStatus:
@@ -200,6 +204,10 @@ class Engine:
         if cached is not None:
             self._latencies.append(0.0)
             return replace(cached, question=question, latency_ms=0.0)
+        import asyncio  # here, with the batcher: ``spacebot ask`` never needs an event loop
+
+        from bot.core.batching import MicroBatcher
+
         loop = asyncio.get_running_loop()
         if self._batcher is None or self._batcher.loop is not loop:
             self._batcher = MicroBatcher(
@@ -215,7 +223,7 @@ class Engine:
         with self._reload_lock:
             started = time.perf_counter()
             old = self._snapshot
-            result = load_knowledge(self.settings.knowledge_dir)
+            result = load_knowledge(self.settings.knowledge_dir, cache_file=self.settings.index_dir / CACHE_FILE)
             if result.knowledge is None:
                 log.warning("reload by %s rejected: %d error(s)", actor or "?", len(result.errors))
                 return ReloadReport(
@@ -236,6 +244,8 @@ class Engine:
             return report
 
     async def reload(self, actor: str | None = None) -> ReloadReport:
+        import asyncio
+
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.reload_sync, actor)
 
     def refresh_if_changed_sync(self) -> bool:
@@ -261,6 +271,8 @@ class Engine:
         return True
 
     async def refresh_if_changed(self) -> bool:
+        import asyncio
+
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.refresh_if_changed_sync)
 
     def _swap(self, snapshot: Snapshot, build: BuildReport, actor: str | None) -> None:

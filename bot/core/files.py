@@ -13,10 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from importlib import metadata
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +72,8 @@ def exclusive_lock(lock_file: Path, *, waiting: str | None = None) -> Iterator[N
     re-entrant: taking the same lock again inside the block waits forever. ``waiting`` is logged
     once when another holder makes this one wait.
     """
+    from filelock import FileLock, Timeout  # here: a start that only reads the index takes no lock
+
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_file)
     try:
@@ -91,6 +90,8 @@ def exclusive_lock(lock_file: Path, *, waiting: str | None = None) -> Iterator[N
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
     """Installed versions of the given distributions, skipping those not installed."""
+    from importlib import metadata  # here: it imports the email package, which a start does not need
+
     versions = {}
     for package in packages:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -7,8 +7,9 @@ naming the snapshot and the field, never as another exception.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Self
+from typing import Any, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -73,10 +74,59 @@ def read_manifest(folder: Path) -> Manifest:
         raw = (folder / MANIFEST).read_bytes()
     except OSError as exc:
         raise IndexUnusableError(f"unreadable manifest in {folder.name}: {exc.strerror or exc}") from exc
+    plain = _plain_manifest(raw)
+    if plain is not None:
+        return Manifest.model_construct(**plain)
     try:
         return Manifest.model_validate_json(raw)
     except ValidationError as exc:
         raise IndexUnusableError(f"invalid manifest in {folder.name}: {describe(exc)}") from exc
+
+
+def _plain_manifest(raw: bytes) -> dict[str, Any] | None:
+    """The manifest's fields when it is exactly what ``Manifest`` accepts, checked by hand; else None.
+
+    Building ``Manifest``'s validator costs a start more than the rest of reading the index; a manifest
+    as the store writes it passes these checks (each as strict as the model's), and anything else is
+    left to the model, which then says what is wrong.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON
+        return None
+    if not isinstance(data, dict):
+        return None
+    fields = {name: data[name] for name in Manifest.model_fields if name in data}
+    ids, hashes, files = fields.get("ids"), fields.get("passage_hashes"), fields.get("files")
+    checks = (
+        _is_int(fields.get("format_version")) and fields["format_version"] == FORMAT_VERSION,
+        all(_is_text(fields.get(name), minimum=1) for name in ("model", "encoder", "kb_hash")),
+        _is_int(fields.get("dimension")) and fields["dimension"] > 0,
+        _is_int(fields.get("count")) and fields["count"] >= 0,
+        fields.get("index_kind", "flat") in get_args(IndexKind),
+        isinstance(ids, list) and all(_is_text(i) for i in ids),
+        all(_is_text_mapping(fields.get(name, {})) for name in ("passage_hashes", "versions", "files")),
+        _is_text(fields.get("built_at", "")),
+    )
+    if not (all(checks) and isinstance(ids, list) and isinstance(hashes, dict) and isinstance(files, dict)):
+        return None
+    if len(ids) != fields["count"] or len(set(ids)) != len(ids) or hashes.keys() != set(ids):
+        return None
+    if any(name not in files for name in DATA_FILES):
+        return None
+    return {**fields, "ids": tuple(ids)}
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # strict: not a bool, not a float, not text
+
+
+def _is_text(value: object, minimum: int = 0) -> bool:
+    return isinstance(value, str) and len(value) >= minimum
+
+
+def _is_text_mapping(value: object) -> bool:
+    return isinstance(value, dict) and all(_is_text(k) and _is_text(v) for k, v in value.items())
 
 
 def describe(error: ValidationError) -> str:

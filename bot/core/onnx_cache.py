@@ -11,7 +11,10 @@ Cache layout (``index/onnx/`` by default)::
         tokenizer.json                   copied from the model folder
         export.json                      key, sha256 of model.onnx, dimension, max length, pooling,
                                          lowest cosine to sentence-transformers on the check, versions
+        model.optimized.onnx             the graph as onnxruntime optimized it on this machine (written by the
+        optimized.json                   first start that needs it): later starts load it without optimizing
     <model>-<kind>-<key>.rejected.json   an export that failed the check, and why
+    library-versions.json                the versioned libraries, memoized by the mtimes of sys.path folders
 
 The key covers the model files' content, the quantization choice and the versions of the libraries
 that made and run the graph, so an upgrade or a new model re-exports; a ``model.onnx`` whose bytes do
@@ -28,7 +31,9 @@ import os
 import platform
 import re
 import shutil
+import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,20 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 2  # 2: pooling read from the model's config, vectors checked against sentence-transformers
 SOURCE_HASHES = "source-hashes.json"
+VERSIONS_MEMO = "library-versions.json"
 LOCK_FILE = ".export.lock"
+OPTIMIZED_FILE = "model.optimized.onnx"
+OPTIMIZED_META = "optimized.json"
+
+
+@dataclass(frozen=True)
+class CachedExport:
+    """A complete, checked export: ``graph`` is the file to load, ``optimized`` when already optimized here."""
+
+    folder: Path
+    meta: dict[str, Any]
+    graph: Path
+    optimized: bool
 
 
 def export_folder_name(model: ResolvedModel, *, quantize: bool, key: str) -> str:
@@ -54,7 +72,7 @@ def export_key(model: ResolvedModel, cache_dir: Path, *, quantize: bool) -> str:
         "format": EXPORT_FORMAT,
         "model": model_content_hash(Path(model.location), cache_dir / SOURCE_HASHES),
         "quantize": quantization_target() if quantize else None,
-        "versions": library_versions(),
+        "versions": memoized_library_versions(cache_dir / VERSIONS_MEMO),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -155,3 +173,93 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def atomic_write_json(path: Path, value: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
+
+# ---------------------------------------------------------------------------------------------
+# The start-up fast path: find a checked export without reading more than it has to
+
+
+def find_export(model: ResolvedModel, cache_dir: Path, *, quantize: bool) -> CachedExport | None:
+    """The cached export matching ``model`` and the libraries, its optimized graph when that is intact;
+    None when there is none or it is incomplete or corrupt (``ensure_export`` then makes it again)."""
+    if not model.is_local or not cache_dir.is_dir():
+        return None
+    key = export_key(model, cache_dir, quantize=quantize)
+    folder = cache_dir / export_folder_name(model, quantize=quantize, key=key)
+    meta = read_json(folder / EXPORT_META)
+    if not meta or meta.get("key") != key or meta.get("format") != EXPORT_FORMAT:
+        return None
+    if not (folder / TOKENIZER_FILE).is_file():
+        return None
+    record = read_json(folder / OPTIMIZED_META) or {}
+    source_unchanged = _unchanged(folder / MODEL_FILE, record.get("source_stat"))
+    if not source_unchanged and not _intact(folder / MODEL_FILE, meta.get("onnx_sha256"), None):
+        return None
+    made_here = record.get("source_sha256") == meta.get("onnx_sha256") and record.get("machine") == _machine()
+    if source_unchanged and made_here and _intact(folder / OPTIMIZED_FILE, record.get("sha256"), record.get("stat")):
+        return CachedExport(folder, meta, folder / OPTIMIZED_FILE, optimized=True)
+    return CachedExport(folder, meta, folder / MODEL_FILE, optimized=False)  # optimized (and recorded) again
+
+
+def optimized_staging(folder: Path) -> Path:
+    return folder / f".{OPTIMIZED_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+def keep_optimized(folder: Path, meta: dict[str, Any], staging: Path) -> None:
+    """Put the graph onnxruntime just optimized (at ``staging``) in place, with what it was made from."""
+    try:
+        digest = file_sha256(staging)
+        os.replace(staging, folder / OPTIMIZED_FILE)
+        atomic_write_json(folder / OPTIMIZED_META, {
+            "source_sha256": meta.get("onnx_sha256"), "source_stat": _stat_signature(folder / MODEL_FILE),
+            "machine": _machine(), "sha256": digest, "stat": _stat_signature(folder / OPTIMIZED_FILE),
+        })
+    except OSError as exc:  # a cache: the next start optimizes again
+        log.info("cannot keep the optimized ONNX graph in %s: %s", folder, exc)
+        with contextlib.suppress(OSError):
+            staging.unlink()
+
+
+def _intact(path: Path, sha256: object, recorded_stat: object) -> bool:
+    """The file's bytes are those hashed: re-hashed unless its size, times and inode are those recorded when
+    it was last hashed (as ``make`` and ``rsync`` decide a file is unchanged; any rewrite changes its ctime)."""
+    try:
+        return _unchanged(path, recorded_stat) or file_sha256(path) == sha256
+    except OSError:
+        return False
+
+
+def _unchanged(path: Path, recorded_stat: object) -> bool:
+    try:
+        return recorded_stat is not None and recorded_stat == _stat_signature(path)
+    except OSError:
+        return False
+
+
+def _stat_signature(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+
+
+def _machine() -> str:
+    """What an optimized graph may depend on: the CPU's architecture and features."""
+    flags = " ".join(sorted(_cpu_flags()))
+    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:16]
+
+
+def memoized_library_versions(memo_file: Path) -> dict[str, str]:
+    """``library_versions()``, memoized by the mtimes of the package folders on the import path (an
+    install or an upgrade renames a ``*.dist-info`` folder in one, which changes that folder's mtime).
+    Only ``site-packages``/``dist-packages`` folders count: the script's own folder or the working
+    folder, which differ between processes, would make each start recompute (and rewrite) the memo."""
+    signature = []
+    for entry in sys.path:
+        if entry.rstrip("/\\").endswith(("site-packages", "dist-packages")):
+            with contextlib.suppress(OSError):
+                signature.append([entry, os.stat(entry).st_mtime_ns])
+    memo = read_json(memo_file)
+    if memo and memo.get("signature") == signature and isinstance(memo.get("versions"), dict):
+        return {str(k): str(v) for k, v in memo["versions"].items()}
+    versions = library_versions()
+    with contextlib.suppress(OSError):
+        atomic_write_json(memo_file, {"signature": signature, "versions": versions})
+    return versions

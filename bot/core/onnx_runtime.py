@@ -10,18 +10,23 @@ own sentence-transformers config describes them (:func:`read_pooling`, recorded 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from bot.core.embedding import ResolvedModel, normalize_rows, progress_wanted
 from bot.core.errors import EncoderUnavailableError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,9 @@ EXPORT_META = "export.json"
 # Measured on the 2-core EPYC (int8): one short query 0.7 ms on 1 thread, 1.0 ms on 2; a batch of 32
 # 85 ms on 1 thread, 49 ms on 2. Batches (builds, busy micro-batches) dominate the cost, so use every core.
 MAX_INTRA_OP_THREADS = 4
+# Up to this many texts run on one thread (see OnnxEncoder). 200 tuning questions asked one at a time, int8,
+# 2-core EPYC shared with other jobs: p50 2.5-6.7 ms on one thread against 7.7-9.5 ms on two.
+SINGLE_THREAD_MAX_TEXTS = 4
 
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
 # sentence-transformers' older config format: one boolean per mode.
@@ -102,9 +110,14 @@ def _pooling_mode(config: dict[str, Any]) -> str:
 def pool(hidden: np.ndarray, attention: np.ndarray, mode: str) -> np.ndarray:
     """One vector per row of token vectors, counting only real tokens (padding is on the right)."""
     hidden = hidden.astype(np.float32, copy=False)
-    mask = attention[:, :, None].astype(np.float32)
     if mode == "cls":
         return hidden[:, 0, :].copy()
+    if attention.all():  # no padding (one text, or equal lengths): the same sums without the mask's steps
+        if mode == "max":
+            return hidden.max(axis=1)
+        counts = np.float32(hidden.shape[1])
+        return hidden.sum(axis=1) / (counts if mode == "mean" else np.sqrt(counts))
+    mask = attention[:, :, None].astype(np.float32)
     if mode == "max":
         return np.where(mask > 0, hidden, -np.inf).max(axis=1)
     summed = (hidden * mask).sum(axis=1)
@@ -117,13 +130,19 @@ def pool(hidden: np.ndarray, attention: np.ndarray, mode: str) -> np.ndarray:
 
 
 class OnnxEncoder:
-    """Sentence vectors from an ONNX graph: tokenize, run, pool as the model says, L2-normalize."""
+    """Sentence vectors from an ONNX graph: tokenize, run, pool as the model says, L2-normalize.
+
+    A few texts (one question, a small micro-batch) run on a session with one intra-op thread: waking a
+    thread pool costs more than it saves on a short input, and far more when other processes busy the
+    cores. Bigger batches (index builds, busy micro-batches) run on a second session that uses every
+    core, created on first need, so a process that only answers questions never builds its pool.
+    """
 
     def __init__(
-        self, model: ResolvedModel, model_bytes: bytes, tokenizer_file: Path, *,
+        self, model: ResolvedModel, graph: bytes | Path, tokenizer_file: Path, *,
         quantized: bool, dimension: int, pooling: Pooling, max_length: int = DEFAULT_MAX_LENGTH,
+        optimized: bool = False, save_optimized: Path | None = None, graph_file: Path | None = None,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self._model_info = model
@@ -133,17 +152,51 @@ class OnnxEncoder:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self._tokenizer.no_padding()  # padding is done per batch, to the longest text in it
         self._tokenizer.enable_truncation(max_length)
-        self._session = ort.InferenceSession(model_bytes, _session_options(ort), providers=["CPUExecutionProvider"])
-        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._graph = graph
+        self._optimized = optimized
+        self._single = self._session(1, save_optimized)
+        if graph_file is not None:
+            self._graph = graph_file  # the bytes are not kept: a second session reads the file
+        self._pool: Any = None
+        self._pool_lock = threading.Lock()
+        self._runners: ThreadPoolExecutor | None = None
+        self._input_names = {i.name for i in self._single.get_inputs()}
 
     @classmethod
-    def from_export(cls, model: ResolvedModel, folder: Path, meta: dict[str, Any], model_bytes: bytes) -> OnnxEncoder:
-        """The encoder for an export folder whose metadata and graph bytes were already read and checked."""
+    def from_export(
+        cls, model: ResolvedModel, folder: Path, meta: dict[str, Any], graph: bytes | Path, *,
+        optimized: bool = False, save_optimized: Path | None = None,
+    ) -> OnnxEncoder:
+        """The encoder for an export folder whose metadata and graph (bytes, or a file) were already checked.
+
+        ``optimized``: the graph was already optimized by this runtime on this machine, so it is loaded as
+        it is; ``save_optimized``: where to write the graph as optimized now, for later starts.
+        """
         return cls(
-            model, model_bytes, folder / TOKENIZER_FILE, quantized=meta.get("quantization") is not None,
+            model, graph, folder / TOKENIZER_FILE, quantized=meta.get("quantization") is not None,
             dimension=int(meta["dimension"]), pooling=Pooling.from_dict(meta.get("pooling")),
-            max_length=int(meta["max_length"]),
+            max_length=int(meta["max_length"]), optimized=optimized, save_optimized=save_optimized,
+            graph_file=folder / MODEL_FILE if isinstance(graph, bytes) else None,
         )
+
+    def _session(self, threads: int, save_optimized: Path | None = None) -> Any:
+        import onnxruntime as ort
+
+        options = _session_options(ort, threads, optimize=not self._optimized)
+        if save_optimized is not None:
+            options.optimized_model_filepath = str(save_optimized)
+            options.log_severity_level = 3  # not the note that an optimized graph suits this machine only
+        graph = self._graph if isinstance(self._graph, bytes) else str(self._graph)
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    def _session_for(self, rows: int) -> Any:
+        threads = intra_op_threads()
+        if rows <= SINGLE_THREAD_MAX_TEXTS or threads == 1:
+            return self._single
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._session(threads)
+            return self._pool
 
     @property
     def model_name(self) -> str:
@@ -169,16 +222,31 @@ class OnnxEncoder:
         """
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(list(texts))
+        if len(texts) <= SINGLE_THREAD_MAX_TEXTS:  # no need to wake the tokenizer's thread pool either
+            encodings = [self._tokenizer.encode(text) for text in texts]
+        else:
+            encodings = self._tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
         output = np.empty((len(texts), self._dimension), dtype=np.float32)
-        batch_size = max(1, batch_size)
-        starts = range(0, len(order), batch_size)
-        for start in _progress(starts, enabled=progress_wanted(progress)):
-            rows = order[start:start + batch_size]
-            output[rows] = self._encode_batch([encodings[i] for i in rows])
+        # int8 scales each run's activations by the whole batch, so batching would make a text's vector
+        # (and answer) depend on its neighbours: one text per run, runs in parallel on the cores instead.
+        batch_size = 1 if self._kind == "onnx-int8" else max(1, batch_size)
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        results = self._map(lambda rows: self._encode_batch([encodings[i] for i in rows]), batches)
+        for rows, vectors in zip(batches, _progress(results, len(batches), enabled=progress_wanted(progress)),
+                                 strict=True):
+            output[rows] = vectors
         return output
+
+    def _map(self, encode: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Single texts in parallel, one per core (each run on the one-thread session); batches in turn."""
+        if len(batches) <= SINGLE_THREAD_MAX_TEXTS or len(batches[0]) > 1 or intra_op_threads() == 1:
+            return map(encode, batches)
+        with self._pool_lock:
+            if self._runners is None:
+                self._runners = ThreadPoolExecutor(intra_op_threads(), thread_name_prefix="spacebot-encode")
+        return self._runners.map(encode, batches)
 
     def _encode_batch(self, encodings: Sequence[Any]) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
@@ -190,10 +258,11 @@ class OnnxEncoder:
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = self._session.run(None, feeds)[0]
+        hidden = self._session_for(len(encodings)).run(None, feeds)[0]
         return normalize_rows(pool(hidden, attention, self._pooling.mode))
 
 
+@functools.cache
 def intra_op_threads() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -202,25 +271,26 @@ def intra_op_threads() -> int:
     return max(1, min(cores, MAX_INTRA_OP_THREADS))
 
 
-def _session_options(ort: Any) -> Any:
+def _session_options(ort: Any, threads: int, *, optimize: bool = True) -> Any:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
     # Pool threads spin briefly between runs: one short question encodes in 1.9 ms instead of 2.8 ms
     # (2 threads, 200 questions); the bench's event-loop lag figure watches what that costs the bot.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
     return options
 
 
-def _progress(items: range, *, enabled: bool) -> Iterator[int]:
+def _progress(items: Iterable[T], total: int, *, enabled: bool) -> Iterator[T]:
     if not enabled:
         yield from items
         return
     from tqdm import tqdm
 
-    yield from tqdm(items, total=len(items), desc="encoding", unit="batch")
+    yield from tqdm(items, total=total, desc="encoding", unit="batch")
 
 
 def _read_json_file(path: Path) -> object:

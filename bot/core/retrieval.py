@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from rapidfuzz import fuzz, process
 
 from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Passage
@@ -70,61 +69,86 @@ class Candidate:
 
 
 class LexicalIndex:
-    """BM25 over titles, texts, aliases and tags, plus an alias table and the vocabulary."""
+    """BM25 over titles, texts, aliases and tags, plus an alias table and the vocabulary.
+
+    Each (term, passage) pair's BM25 contribution depends only on the knowledge base, so it is computed
+    once per snapshot: the postings are one array of rows and one of contributions, sorted by term, and
+    a query adds up the slices of its terms.
+    """
 
     def __init__(self, passages: Sequence[Passage], dictionary: frozenset[str] = frozenset()) -> None:
         self.dictionary = dictionary
-        self._postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._lengths = np.zeros(len(passages), dtype=np.float32)
         self.row_terms: list[frozenset[str]] = []
+        term_ids: dict[str, int] = {}
+        posting_terms: list[int] = []
+        posting_rows: list[int] = []
+        posting_counts: list[int] = []
+        lengths = np.zeros(len(passages), dtype=np.float32)
         for row, passage in enumerate(passages):
             fields = [passage.title, passage.title, passage.text, *passage.aliases, *passage.tags]
             terms = [t for t in tokenize(" ".join(fields)) if t not in STOPWORDS]
-            self.row_terms.append(frozenset(terms))
-            self._lengths[row] = len(terms)
-            for term, count in Counter(terms).items():
-                self._postings[term].append((row, count))
+            counts = Counter(terms)
+            self.row_terms.append(frozenset(counts))
+            lengths[row] = len(terms)
+            posting_terms.extend([term_ids.setdefault(term, len(term_ids)) for term in counts])
+            posting_rows.extend([row] * len(counts))
+            posting_counts.extend(counts.values())
         self._count = len(passages)
-        self._average_length = float(self._lengths.mean()) if len(passages) else 1.0
-        self.vocabulary = frozenset(self._postings)
+        self._term_ids = term_ids
+        self._postings_of(np.array(posting_terms, dtype=np.int64), np.array(posting_rows, dtype=np.int64),
+                          np.array(posting_counts, dtype=np.float32), lengths)
+        self.vocabulary = frozenset(term_ids)
         self.known_words = self.vocabulary | dictionary  # the knowledge base's words and the language's
         self._vocabulary_by_initial: dict[str, list[str]] = defaultdict(list)
-        for word in self.vocabulary:
+        for word in term_ids:
             if len(word) >= TYPO_MIN_LENGTH - 1 and word.isalpha():
                 self._vocabulary_by_initial[word[0]].append(word)
         aliases = self._alias_table(passages)
         self._alias_rows = {
-            alias: (np.array(sorted(rows), dtype=np.int64), math.log(1 + self._count / len(rows)))
-            for alias, rows in aliases.items()
+            alias: (sorted(rows), math.log(1 + self._count / len(rows))) for alias, rows in aliases.items()
         }
         self._alias_sizes = sorted({alias.count(" ") + 1 for alias in aliases})
+
+    def _postings_of(self, terms: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
+        """Group the postings by term (rows ascending within a term) with each one's BM25 contribution."""
+        order = np.lexsort((rows, terms))
+        terms, rows, tf = terms[order], rows[order], tf[order]
+        frequencies = np.bincount(terms, minlength=len(self._term_ids))
+        self._starts = np.concatenate(([0], np.cumsum(frequencies))).tolist()
+        self._frequencies = frequencies.tolist()
+        average = float(lengths.mean()) if self._count else 1.0
+        idf = np.log(1 + (self._count - frequencies + 0.5) / (frequencies + 0.5))
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[rows] / average)
+        self._rows = rows
+        self._weights = (idf[terms] * tf * (BM25_K1 + 1) / (tf + norm)).astype(np.float32)
 
     @staticmethod
     def _alias_table(passages: Sequence[Passage]) -> dict[str, set[int]]:
         table: dict[str, set[int]] = defaultdict(set)
+        keys: dict[str, str] = {}  # most aliases recur on many passages of a storyline: tokenize each once
         for row, passage in enumerate(passages):
             for alias in passage.aliases:
-                key = " ".join(tokenize(alias))
+                key = keys.get(alias)
+                if key is None:
+                    key = keys[alias] = " ".join(tokenize(alias))
                 if key:
                     table[key].add(row)
         return table
 
     def idf(self, term: str) -> float:
         """BM25's inverse document frequency; a word the knowledge base never uses gets the highest."""
-        frequency = len(self._postings.get(term, ()))
+        term_id = self._term_ids.get(term)
+        frequency = self._frequencies[term_id] if term_id is not None else 0
         return math.log(1 + (self._count - frequency + 0.5) / (frequency + 0.5))
 
     def bm25(self, terms: Sequence[str]) -> np.ndarray:
         scores = np.zeros(self._count, dtype=np.float32)
         for term in set(terms):
-            postings = self._postings.get(term)
-            if not postings:
+            term_id = self._term_ids.get(term)
+            if term_id is None:
                 continue
-            idf = self.idf(term)
-            rows = np.fromiter((row for row, _ in postings), dtype=np.int64, count=len(postings))
-            tf = np.fromiter((count for _, count in postings), dtype=np.float32, count=len(postings))
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * self._lengths[rows] / self._average_length)
-            scores[rows] += idf * tf * (BM25_K1 + 1) / (tf + norm)
+            start, end = self._starts[term_id], self._starts[term_id + 1]
+            scores[self._rows[start:end]] += self._weights[start:end]
         return scores
 
     def alias_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
@@ -143,6 +167,8 @@ class LexicalIndex:
         A word is left alone when the knowledge base knows it, or when it is a real word of the
         language (the embedding model's vocabulary), so "movie" never becomes "move".
         """
+        from rapidfuzz import fuzz, process  # here: most questions have no word to correct
+
         corrected = []
         for token in tokens:
             if not self._may_be_a_typo(token):
@@ -210,11 +236,11 @@ class Retriever:
             return []
         pool = min(len(self.passages), max(limit * 4, 40))
         scores, rows = self.vectors.search(query_vector, pool)
-        dense_rows = [int(r) for r in rows[0] if r >= 0]
-        dense_score = {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
-        tokens = expand_terms(t for t in tokenize(query_text) if t not in STOPWORDS)
-        lexical_rows = ranks_of(self.lexical.bm25(tokens), pool)
-        alias_rows = ranks_of(self.lexical.alias_scores(tokenize(query_text)), pool)
+        dense_score = {r: s for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0}
+        dense_rows = list(dense_score)
+        words = tokenize(query_text)
+        lexical_rows = ranks_of(self.lexical.bm25(expand_terms(t for t in words if t not in STOPWORDS)), pool)
+        alias_rows = ranks_of(self.lexical.alias_scores(words), pool)
         fused: dict[int, float] = defaultdict(float)
         for weight, ranked in ((DENSE_WEIGHT, dense_rows), (BM25_WEIGHT, lexical_rows), (ALIAS_WEIGHT, alias_rows)):
             for rank, row in enumerate(ranked, start=1):

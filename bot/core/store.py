@@ -15,8 +15,10 @@ A snapshot is written into a staging folder, every file fsynced, renamed into pl
 is replaced with ``os.replace``: a crash at any point leaves the previous snapshot in service, never
 half an index. ``open_or_build`` holds the build lock for the whole load-or-build, so of several
 processes starting together one builds and the others wait, then load what it built; under the lock
-it also removes staging left by a killed build. Reading (``load_current``, in ``stored_index``) takes
-no lock, and falls back to the previous snapshot when the current one cannot serve.
+it also removes staging left by a killed build. (A start that finds ``CURRENT`` naming a snapshot built
+for its knowledge base, and nothing left by a killed build, just reads it, as ``load_current`` does.)
+Reading (``load_current``, in ``stored_index``) takes no lock, and falls back to the previous snapshot
+when the current one cannot serve.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from bot.core.manifest import (
 from bot.core.models import BuildReport
 from bot.core.stored_index import (
     CURRENT,
+    SNAPSHOT_NAME,
     SnapshotVectors,
     StoredIndex,
     current_snapshot_name,
@@ -104,6 +107,11 @@ def open_or_build(
     the snapshot it made instead of embedding everything again.
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    current = None
+    if not force and not _left_by_a_killed_build(index_dir):
+        current = _current_if_built_for(knowledge, encoder, index_dir)
+    if current is not None:
+        return current, BuildReport(reused=current.manifest.count)
     with build_lock(index_dir):
         _remove_stale_staging(index_dir)
         if force:
@@ -119,6 +127,34 @@ def open_or_build(
         _point_current_at(index_dir, previous.folder.name)
         loaded = StoredIndex(knowledge, previous.vectors, previous.manifest.ids, previous.manifest, previous.folder)
         return loaded, BuildReport(reused=previous.manifest.count)
+
+
+def _current_if_built_for(knowledge: KnowledgeBase, encoder: Encoder, index_dir: Path) -> StoredIndex | None:
+    """The snapshot ``CURRENT`` names, if it serves this knowledge base and encoder as it stands.
+
+    Read without the build lock, as ``load_current`` reads: a snapshot never changes once renamed into
+    place. Anything else (no pointer, another version, a damaged snapshot) is left to the locked path,
+    which reports it, so nothing is logged here.
+    """
+    try:
+        name = (index_dir / CURRENT).read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not SNAPSHOT_NAME.fullmatch(name):
+        return None
+    try:
+        part = load_vectors(index_dir / name, encoder, knowledge.version)
+    except IndexUnusableError:
+        return None
+    return StoredIndex(knowledge, part.vectors, part.manifest.ids, part.manifest, part.folder)
+
+
+def _left_by_a_killed_build(index_dir: Path) -> bool:
+    try:
+        names = os.listdir(index_dir)
+    except OSError:
+        return False
+    return any(name.startswith((f"{STAGING_PREFIX}snap-", f".{CURRENT}.")) for name in names)
 
 
 def _remove_stale_staging(index_dir: Path) -> None:
@@ -221,7 +257,7 @@ def _write_data_files(staging: Path, knowledge: KnowledgeBase, index: VectorInde
     """Write and fsync every data file (the manifest, written last, hashes them)."""
     import faiss
 
-    faiss.write_index(index.faiss_index, str(staging / FAISS_FILE))
+    faiss.write_index(index.as_faiss(), str(staging / FAISS_FILE))
     fsync_file(staging / FAISS_FILE)
     with (staging / VECTORS_FILE).open("wb") as handle:
         np.save(handle, index.vectors, allow_pickle=False)

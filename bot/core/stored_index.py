@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import re
 import stat
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +38,16 @@ from bot.core.manifest import (
     read_manifest,
 )
 from bot.core.models import Passage, Topic
-from bot.core.vector_index import VectorIndex
+from bot.core.vector_index import NUMPY_MAX_ROWS, VectorIndex
 
 log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 SNAPSHOT_NAME = re.compile(r"snap-[0-9A-Za-z][0-9A-Za-z_-]*")
 QUOTED_CHARACTERS = 80  # of a garbled pointer, in a log line
+# faiss.write_index of an IndexFlatIP: fourcc, d, ntotal, two unused counts, is_trained, metric, then the
+# vectors as a float32 array (its length, then the floats).
+_FLAT_HEADER = struct.Struct("<4siqqq?iQ")
 T = TypeVar("T")
 
 
@@ -215,20 +220,43 @@ def _check_files(folder: Path, manifest: Manifest) -> None:
 
 
 def _read_vectors(folder: Path, manifest: Manifest) -> VectorIndex:
+    """The vectors, and the FAISS index unless numpy searches it (a small flat one: the file was hash-checked)."""
+    try:
+        vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        raise IndexUnusableError(f"cannot read the index in {folder.name}: {_first_line(exc)}") from exc
+    expected = (manifest.count, manifest.dimension)
+    if vectors.dtype != np.float32 or vectors.shape != expected:
+        raise IndexUnusableError(f"the index in {folder.name} is not the {expected} float32 array its manifest states")
+    searched_with_numpy = manifest.index_kind == "flat" and manifest.count <= NUMPY_MAX_ROWS
+    if searched_with_numpy and _looks_like_flat_index(folder, manifest):
+        return VectorIndex(None, vectors, "flat")
     import faiss
 
     try:
-        vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
         faiss_index = faiss.read_index(str(folder / FAISS_FILE))
     except (ValueError, RuntimeError, EOFError) as exc:
         raise IndexUnusableError(f"cannot read the index in {folder.name}: {_first_line(exc)}") from exc
-    expected = (manifest.count, manifest.dimension)
-    if (
-        vectors.dtype != np.float32 or vectors.shape != expected
-        or faiss_index.ntotal != manifest.count or faiss_index.d != manifest.dimension
-    ):
+    if faiss_index.ntotal != manifest.count or faiss_index.d != manifest.dimension:
         raise IndexUnusableError(f"the index in {folder.name} is not the {expected} float32 array its manifest states")
-    return VectorIndex(faiss_index, vectors, manifest.index_kind)
+    return VectorIndex(None if searched_with_numpy else faiss_index, vectors, manifest.index_kind)
+
+
+def _looks_like_flat_index(folder: Path, manifest: Manifest) -> bool:
+    """``index.faiss`` has the header and size FAISS writes for this flat inner-product index (read as
+    FAISS does only when not: numpy searches the vectors, so FAISS need not be loaded to check it)."""
+    floats = manifest.count * manifest.dimension
+    try:
+        with (folder / FAISS_FILE).open("rb") as handle:
+            header = handle.read(_FLAT_HEADER.size)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError:
+        return False
+    if len(header) != _FLAT_HEADER.size:
+        return False
+    magic, dimension, count, _, _, _, _, stored_floats = _FLAT_HEADER.unpack(header)
+    return (magic, dimension, count, stored_floats, size) == (
+        b"IxFI", manifest.dimension, manifest.count, floats, _FLAT_HEADER.size + 4 * floats)
 
 
 def _read_knowledge(folder: Path, manifest: Manifest) -> KnowledgeBase:

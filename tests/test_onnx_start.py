@@ -1,0 +1,89 @@
+"""Start-up fast path of the ONNX encoder: the graph optimized once per machine, reused, and checked.
+
+Reuses the session's int8 export from ``test_onnx_encoder`` (exported once into a shared folder).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.core.embedding import ResolvedModel
+from bot.core.encoders import load_onnx_encoder
+from bot.core.onnx_cache import OPTIMIZED_FILE, OPTIMIZED_META, find_export
+from bot.core.onnx_runtime import SINGLE_THREAD_MAX_TEXTS, OnnxEncoder
+from tests.test_onnx_encoder import TEXTS, bundled_model, int8_encoder, onnx_index_dir  # noqa: F401 (fixtures)
+
+
+@pytest.fixture
+def cache(onnx_index_dir: Path, int8_encoder: OnnxEncoder, tmp_path: Path) -> Path:  # noqa: F811
+    """A private copy of the int8 export (the optimized graph not yet made)."""
+    target = tmp_path / "onnx"
+    shutil.copytree(onnx_index_dir / "onnx", target,
+                    ignore=shutil.ignore_patterns("*-fp32-*", OPTIMIZED_FILE, OPTIMIZED_META))
+    return target
+
+
+def _export_folder(cache: Path) -> Path:
+    return next(cache.glob("*-int8-*"))
+
+
+def test_first_start_optimizes_and_keeps_the_graph_the_next_loads_it_as_it_is(
+    bundled_model: ResolvedModel, cache: Path, int8_encoder: OnnxEncoder  # noqa: F811
+) -> None:
+    first_seen = find_export(bundled_model, cache, quantize=True)
+    assert first_seen is not None and not first_seen.optimized
+    first = load_onnx_encoder(bundled_model, cache, quantize=True)
+    folder = _export_folder(cache)
+    assert (folder / OPTIMIZED_FILE).is_file() and (folder / OPTIMIZED_META).is_file()
+    again = find_export(bundled_model, cache, quantize=True)
+    assert again is not None and again.optimized and again.graph == folder / OPTIMIZED_FILE
+    second = load_onnx_encoder(bundled_model, cache, quantize=True)
+    reference = int8_encoder.encode(TEXTS)
+    np.testing.assert_allclose(first.encode(TEXTS), reference, atol=1e-5)
+    np.testing.assert_allclose(second.encode(TEXTS), reference, atol=1e-5)
+
+
+def test_a_damaged_optimized_graph_is_not_loaded(bundled_model: ResolvedModel, cache: Path) -> None:  # noqa: F811
+    load_onnx_encoder(bundled_model, cache, quantize=True)
+    graph = _export_folder(cache) / OPTIMIZED_FILE
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    found = find_export(bundled_model, cache, quantize=True)
+    assert found is not None and not found.optimized
+    load_onnx_encoder(bundled_model, cache, quantize=True)  # optimizes and records it again
+    repaired = find_export(bundled_model, cache, quantize=True)
+    assert repaired is not None and repaired.optimized
+
+
+def test_an_optimized_graph_from_another_machine_is_not_loaded(
+    bundled_model: ResolvedModel, cache: Path  # noqa: F811
+) -> None:
+    load_onnx_encoder(bundled_model, cache, quantize=True)
+    record_file = _export_folder(cache) / OPTIMIZED_META
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    record_file.write_text(json.dumps({**record, "machine": "another-cpu"}), encoding="utf-8")
+    found = find_export(bundled_model, cache, quantize=True)
+    assert found is not None and not found.optimized
+
+
+def test_a_damaged_source_graph_is_exported_again_even_with_an_optimized_copy(
+    bundled_model: ResolvedModel, cache: Path  # noqa: F811
+) -> None:
+    load_onnx_encoder(bundled_model, cache, quantize=True)
+    source = _export_folder(cache) / "model.onnx"
+    source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    assert find_export(bundled_model, cache, quantize=True) is None
+
+
+def test_a_big_int8_batch_runs_one_text_per_run_in_parallel_with_the_same_vectors(
+    int8_encoder: OnnxEncoder,  # noqa: F811
+) -> None:
+    texts = (TEXTS * 4)[: SINGLE_THREAD_MAX_TEXTS + 4]
+    one_by_one = np.vstack([int8_encoder.encode([text]) for text in texts])
+    batched = int8_encoder.encode(texts, batch_size=len(texts))
+    assert int8_encoder._runners is not None  # the texts ran side by side, one per core
+    np.testing.assert_array_equal(batched, one_by_one)  # and none moved another's vector
