@@ -33,7 +33,8 @@ from tests.test_onnx_encoder import bundled_model, int8_encoder, onnx_index_dir 
 
 SECTIONS = (
     "## Machine", "## Targets", "## Answer quality (holdout)", "## Warm latency per single question",
-    "## Throughput through `Engine.answer_async`", "## Index builds", "## Cold start and peak memory",
+    "## Throughput through `Engine.answer_async`", "## Storage under load", "## Index builds",
+    "## Cold start and peak memory",
     "## Scale: synthetic vectors", "## Notes",
 )
 ENGINE_ROWS = {"engine (onnx-int8)", "engine (torch)"}
@@ -124,6 +125,9 @@ def test_quick_bench_records_every_figure(quick_report: Path) -> None:
     assert [row["concurrency"] for row in results["throughput"]] == [1, 8, 64]
     assert all(row["per_second"] > 0 and row["worst_loop_lag_ms"] >= 0 for row in results["throughput"])
     assert results["dedupe"]["copies"] == 64 and results["dedupe"]["encoder_calls"] >= 1
+    writes = results["storage"]["writes"]
+    assert writes["writes_issued"] == writes["writes_stored"] > 0 and writes["recorder_lost"] == 0  # no lost write
+    assert results["storage"]["overhead"]["on"]["count"] == results["storage"]["overhead"]["off"]["count"] > 0
     assert results["builds"]["full_seconds"] > 0 and results["builds"]["embedded_on_incremental"] == 1
     assert set(results["cold_start"]) == {"spacebot-ask", "naive"}
     assert all(run["peak_mib"] > 0 for run in results["cold_start"].values())

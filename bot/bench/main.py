@@ -53,16 +53,18 @@ class Plan:
     cold_warmup: bool
     st_onnx_cold: bool  # the ST ONNX process too (about as slow to start as naive: the quick run skips it)
     scale: int
+    storage_runs: int  # passes per mode of the recording on/off comparison
+    storage_writes: int  # feedback writes issued while 64 questions run
 
     @classmethod
     def for_mode(cls, *, quick: bool) -> Plan:
         if quick:
             return cls(quick=True, question_limit=24, latency_questions=12, latency_runs=1, cache_repeats=20,
                        throughput_rounds=1, kb_size=100, incremental_runs=1, cold_runs=1, cold_warmup=False,
-                       st_onnx_cold=False, scale=5_000)
+                       st_onnx_cold=False, scale=5_000, storage_runs=1, storage_writes=200)
         return cls(quick=False, question_limit=None, latency_questions=200, latency_runs=2, cache_repeats=500,
                    throughput_rounds=2, kb_size=1_000, incremental_runs=5, cold_runs=3, cold_warmup=True,
-                   st_onnx_cold=True, scale=100_000)
+                   st_onnx_cold=True, scale=100_000, storage_runs=3, storage_writes=1_000)
 
 
 def run_benchmarks(settings: EngineSettings, *, quick: bool = False, scale: int | None = None,
@@ -151,6 +153,8 @@ def _run_all(settings: EngineSettings, plan: Plan, scale: int) -> Results | None
                 results["latency"], results["_samples"] = _latency(systems, sets.latency, plan)
             with _stage("throughput through answer_async"):
                 results["throughput"], results["dedupe"] = _throughput(systems, sets.latency, plan)
+            with _stage(f"storage: recording on vs off, {plan.storage_writes:,} feedback writes under load"):
+                results["storage"] = _storage(systems, sets.latency, plan)
             with _stage(f"index builds on a {plan.kb_size}-passage synthetic knowledge base"):
                 results["builds"] = _builds(systems, knowledge, plan)
             with _stage(f"cold starts ({plan.cold_runs} round(s), the kinds of process taking turns)"):
@@ -234,6 +238,13 @@ def _throughput(systems: Systems, texts: list[str], plan: Plan) -> tuple[list[di
         rows.append({**asdict(result), "per_second": result.per_second})
     calls = dedupe_encoder_calls(systems.onnx, systems.counter, DEDUPE_QUESTION, DEDUPE_COPIES)
     return rows, {"copies": DEDUPE_COPIES, "encoder_calls": calls}
+
+
+def _storage(systems: Systems, texts: list[str], plan: Plan) -> dict[str, Any]:
+    from bot.bench.storage_load import StoragePlan, measure_storage_load
+
+    storage_plan = StoragePlan(runs=plan.storage_runs, writes=plan.storage_writes, concurrency=CONCURRENCY_LEVELS[-1])
+    return measure_storage_load(systems.onnx, texts, storage_plan)
 
 
 def _builds(systems: Systems, knowledge: KnowledgeBase, plan: Plan) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.bench.storage_load import render_storage_section, storage_targets
+
 RESULTS_MARKER = "bench-results"
 PLOT_PATH = Path("docs/benchmarks/latency.png")
 TARGET_SCALE = 1_000_000
@@ -81,6 +83,7 @@ def compute_targets(results: Results) -> list[Target]:
         f"incremental rebuild (1 passage changed) vs full build, {builds['passages'] if builds else '?'} passages",
         builds and builds["incremental_seconds"], builds and builds["full_seconds"], 0.10, "≤ 10%"))
     targets += _throughput_targets(results)
+    targets += [Target(*row) for row in storage_targets(results)]
     targets += _scale_targets(results)
     return targets
 
@@ -196,6 +199,7 @@ def render_markdown(results: Results, targets: list[Target], *, plot: Path | Non
     lines += ["## Targets", "", "The first three are issue 9's, as ratios to naive in this run.", "",
               *_table(["target", "measured", "limit", "result"], target_rows)]
     lines += _quality_section(results) + _latency_section(results, plot) + _throughput_section(results)
+    lines += render_storage_section(results)
     lines += _builds_section(results) + _cold_section(results) + _scale_section(results) + _notes(results)
     lines += [f"<!-- {RESULTS_MARKER}", json.dumps(results, indent=1, sort_keys=True), "-->", ""]
     return "\n".join(lines)

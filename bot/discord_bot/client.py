@@ -36,6 +36,7 @@ DEFAULT_COGS: tuple[str, ...] = (
     "bot.discord_bot.cogs.topics",
     "bot.discord_bot.cogs.kb",
     "bot.discord_bot.cogs.index_watch",
+    "bot.discord_bot.cogs.cluster",
     "bot.discord_bot.cogs.shards",
     "bot.discord_bot.cogs.feedback",
     "bot.discord_bot.cogs.retention",
@@ -70,12 +71,13 @@ def quiet_voice_warnings() -> None:
         logger.addFilter(_VoiceWarningsToDebug())
 
 
-def default_intents() -> discord.Intents:
-    """Only what the bot needs; nothing privileged (no message_content, no members)."""
+def default_intents(message_content: bool = False) -> discord.Intents:
+    """Only what the bot needs: nothing privileged (no members), and message_content only when asked for."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.dm_messages = True
+    intents.message_content = message_content
     return intents
 
 
@@ -109,7 +111,7 @@ class SpaceBotBase(commands.Bot):
         **options: Any,
     ) -> None:
         quiet_voice_warnings()  # before discord.Client.__init__, which logs them
-        options.setdefault("intents", default_intents())
+        options.setdefault("intents", default_intents(settings.message_content))
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(
             command_prefix=commands.when_mentioned,

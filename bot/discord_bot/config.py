@@ -24,6 +24,9 @@ class DiscordSettings(EngineSettings):
     cooldown_per: float = Field(default=30.0, gt=0)
     max_question_length: int = Field(default=500, ge=10)
     watch_interval: float = Field(default=10.0, gt=0)
+    # The privileged Message Content intent: only servers that turn on "answer every message in answer
+    # threads" (/settings) need it; without it Discord blanks the text of messages that don't mention the bot.
+    message_content: bool = False
 
     @field_validator("mod_role_ids", "shard_ids", mode="before")
     @classmethod

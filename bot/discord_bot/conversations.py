@@ -7,8 +7,9 @@ Three things are remembered, each capped (least recently used goes first):
 * **answers**, keyed by the id of a message the bot sent: the questions that led to that answer (its
   own question last). A reply to that message follows up on them, however long ago it was sent:
   the reply says exactly what it follows up on.
-* **threads** started from one of the bot's answers: the places where a mention of the bot continues
-  the thread's conversation.
+* **threads** started from one of the bot's answers: the places where a mention of the bot (or any
+  message, in a server that turned on ``/settings every_thread_message``) continues the thread's
+  conversation.
 
 Nothing here touches Discord or the engine, so the CLI's ``chat`` keeps its context the same way.
 A restart forgets everything.

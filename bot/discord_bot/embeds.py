@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import discord
 
 from bot.core.models import Answer, EngineStatus, Passage, ReloadReport, TopicSummary
+
+if TYPE_CHECKING:
+    from bot.storage.records import Heartbeat
 
 TITLE_LIMIT: Final = 256
 DESCRIPTION_LIMIT: Final = 4096
@@ -22,6 +25,8 @@ FIELD_VALUE_LIMIT: Final = 1024
 FOOTER_LIMIT: Final = 2048
 AUTHOR_LIMIT: Final = 256
 TOTAL_LIMIT: Final = 6000
+
+MAX_PROCESS_LINES: Final = 8  # a line is about 100 characters; a field holds 1024
 
 ELLIPSIS: Final = "…"
 BLANK: Final = "\u200b"  # Discord rejects empty field names and values
@@ -347,8 +352,11 @@ def _ago(when: dt.datetime, now: dt.datetime) -> str:
     return f"{secs} s"
 
 
-def status_embed(status: EngineStatus, *, now: dt.datetime | None = None) -> discord.Embed:
-    """The private reply to ``/kb status``."""
+def status_embed(
+    status: EngineStatus, *, now: dt.datetime | None = None, processes: Sequence[Heartbeat] | str | None = None,
+    this_process: str | None = None,
+) -> discord.Embed:
+    """The private reply to ``/kb status``; ``processes``: every process's heartbeat, or why there are none."""
     now = now or dt.datetime.now(dt.UTC)
     started = status.started_at if status.started_at.tzinfo else status.started_at.replace(tzinfo=dt.UTC)
     embed = discord.Embed(title="Knowledge base status", colour=ANSWER_COLOUR)
@@ -367,4 +375,25 @@ def status_embed(status: EngineStatus, *, now: dt.datetime | None = None) -> dis
     embed.add_field(name="Uptime", value=_ago(started, now), inline=True)
     latency = "no answers yet" if status.median_latency_ms is None else f"{status.median_latency_ms:.1f} ms"
     embed.add_field(name="Median answer latency", value=latency, inline=True)
+    if isinstance(processes, str):
+        embed.add_field(name="Processes", value=processes, inline=False)
+    elif processes is not None:
+        embed.add_field(name=f"Processes ({len(processes)})", value=process_lines(processes, this_process, now),
+                        inline=False)
     return fit_embed(embed)
+
+
+def process_lines(processes: Sequence[Heartbeat], this_process: str | None, now: dt.datetime) -> str:
+    """One line per process: its id, shards, kb_version and how long ago it last reported."""
+    if not processes:
+        return "none has reported yet"
+    lines = []
+    listed = sorted(processes, key=lambda beat: (beat.process_id != this_process, beat.process_id))  # this one first
+    for beat in listed[:MAX_PROCESS_LINES]:
+        shards = f"shards {', '.join(map(str, beat.shard_ids))}" if beat.shard_ids else "unsharded"
+        marker = " (this one)" if beat.process_id == this_process else ""
+        lines.append(f"`{beat.process_id}`{marker} · {shards} · `{beat.kb_version or 'loading'}` · "
+                     f"{_ago(beat.last_seen, now)} ago")
+    if len(processes) > MAX_PROCESS_LINES:
+        lines.append(f"and {len(processes) - MAX_PROCESS_LINES} more")
+    return truncate("\n".join(lines), FIELD_VALUE_LIMIT)

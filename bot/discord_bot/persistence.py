@@ -8,7 +8,6 @@ through a :class:`WriteQueue`, and server settings are read from memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -26,6 +25,7 @@ from bot.storage import (
     WriteQueue,
 )
 from bot.storage.errors import describe
+from bot.storage.knowledge_sync import KnowledgeSync
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class BotStorage:
         self.queue = queue or WriteQueue()
         self.guild_settings = GuildSettingsCache(self.storage)
         self.recorder = AnswerRecorder(self.storage, self.queue, vectorize=self._vectorize)
+        # Publishes this process's reloads and follows the others' (PostgreSQL); heartbeats on both backends.
+        self.sync = KnowledgeSync(self.storage, engine)
         self.available = False  # True once the database opened; the storage retries by itself when it is not
         self._engine = engine
         self._close_grace = close_grace
@@ -53,9 +55,10 @@ class BotStorage:
         self._opening = asyncio.create_task(self._open(), name="spacebot-storage-open")
 
     async def wait_opened(self) -> None:
-        """For tests and shutdown: wait until the first attempt to open has finished."""
+        """For tests and shutdown: wait until the first attempt to open has finished. Cancelling the
+        waiter leaves the opening running (``gather`` would cancel it: a migration cut short)."""
         if self._opening is not None:
-            await asyncio.gather(self._opening, return_exceptions=True)
+            await asyncio.wait({self._opening})
 
     async def _open(self) -> None:
         try:
@@ -89,7 +92,8 @@ class BotStorage:
         if opening is not None and not opening.done():
             await asyncio.wait({opening}, timeout=self._close_grace)
             opening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await opening
+            # wait() neither raises the opening's CancelledError nor swallows a cancellation of close itself
+            await asyncio.wait({opening})
         await self.queue.close(self._close_grace)
+        await self.sync.stop()
         await self.storage.close()

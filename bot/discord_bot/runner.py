@@ -33,6 +33,10 @@ EXIT_BAD_TOKEN = 2
 MISSING_TOKEN = "error: no Discord bot token: set DISCORD_TOKEN (see docs/discord-setup.md)"
 REJECTED_TOKEN = "error: Discord rejected the bot token in DISCORD_TOKEN; reset it in the Developer Portal"
 ENGINE_FAILED = "error: the answer engine failed to load: "
+MESSAGE_CONTENT_REFUSED = (  # the only privileged intent the bot ever asks for
+    "error: Discord refused the Message Content intent: turn it on in the Developer Portal "
+    "(Bot, Privileged Gateway Intents) or set SPACEBOT_MESSAGE_CONTENT=false"
+)
 REASON_LIMIT = 400
 
 
@@ -92,7 +96,7 @@ def run_bot(settings: DiscordSettings, **bot_options: Any) -> int:
     except discord.LoginFailure:
         return _fail(REJECTED_TOKEN, EXIT_BAD_TOKEN)
     except discord.PrivilegedIntentsRequired:
-        return _fail("error: Discord refused an intent this bot did not expect to need", EXIT_FAILURE)
+        return _fail(MESSAGE_CONTENT_REFUSED, EXIT_FAILURE)
     except (discord.GatewayNotFound, aiohttp.ClientConnectionError) as exc:
         return _fail(f"error: cannot reach Discord: {exc}", EXIT_FAILURE)
     except EngineLoadError as exc:

@@ -22,7 +22,7 @@ def _to_settings(row: GuildSettingsRow) -> GuildSettings:
         guild_id=row.guild_id, answer_mentions=row.answer_mentions,  # type: ignore[arg-type]
         mention_channel_ids=tuple(row.mention_channel_ids or ()), ephemeral_default=row.ephemeral_default,
         moderator_role_ids=tuple(row.moderator_role_ids or ()), feedback_buttons=row.feedback_buttons,
-        log_channel_id=row.log_channel_id,
+        log_channel_id=row.log_channel_id, answer_every_thread_message=row.answer_every_thread_message,
     )
 
 

@@ -9,7 +9,6 @@ has been down for a long time) new writes are dropped and counted, so memory sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -85,8 +84,8 @@ class WriteQueue:
             log.warning("storage write queue closed with %d writes not recorded", self._queue.qsize())
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            # wait() neither raises the worker's CancelledError nor swallows a cancellation of close itself
+            await asyncio.wait({self._worker})
 
     async def _work(self) -> None:
         while True:

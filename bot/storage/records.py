@@ -129,6 +129,7 @@ class GuildSettings(_Record):
     moderator_role_ids: tuple[int, ...] = ()
     feedback_buttons: bool = True
     log_channel_id: int | None = None
+    answer_every_thread_message: bool = False  # in a thread started from a bot answer: answer without a mention
 
     def __post_init__(self) -> None:
         if self.answer_mentions not in ANSWER_MENTIONS:

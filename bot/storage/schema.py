@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -129,6 +130,8 @@ class GuildSettingsRow(Base):
     moderator_role_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     feedback_buttons: Mapped[bool] = mapped_column(Boolean, default=True)
     log_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    # In a thread started from a bot answer, answer every message, not only those that mention the bot.
+    answer_every_thread_message: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -152,3 +155,15 @@ class HeartbeatRow(Base):
     kb_version: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PublishedKnowledgeRow(Base):
+    """A knowledge base one process validated and published for every other (PostgreSQL): its file texts."""
+
+    __tablename__ = "published_knowledge"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the newest is the latest
+    kb_version: Mapped[str] = mapped_column(String(100))
+    files: Mapped[dict[str, str]] = mapped_column(JSON)  # file name -> text
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(200))  # the publishing process's heartbeat id

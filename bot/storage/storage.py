@@ -16,7 +16,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,11 +26,12 @@ from alembic.util import CommandError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage import feedback, gaps, guilds, stats
+from bot.storage import feedback, gaps, guilds, publishing, stats
 from bot.storage.config import StorageSettings
-from bot.storage.database import create_engine, prepare_sqlite_folder, safe_url, upgrade
+from bot.storage.database import create_engine, is_sqlite, prepare_sqlite_folder, safe_url, upgrade
 from bot.storage.errors import StorageError, StorageUnavailableError, describe
 from bot.storage.grouping import DEFAULT_THRESHOLD, group_gaps
+from bot.storage.publishing import Publication, PublicationInfo
 from bot.storage.records import (
     REPORT_KINDS,
     FeedbackReport,
@@ -69,6 +72,13 @@ class Storage:
         self._timeout = self.settings.database_timeout
         self._secret: bytes | None = None
         self._ready_lock = asyncio.Lock()
+        # SQLite lets one transaction write at a time (every one here begins IMMEDIATE) and its busy handler is
+        # not fair: with a dozen concurrent clicks, one could wait past the timeout and be lost (the storage
+        # bench measured it). Within a process they take turns on a FIFO lock instead; other processes still
+        # wait on busy_timeout. One lock per event loop, like the upgrade lock.
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            weakref.WeakKeyDictionary() if is_sqlite(self.settings.database_url) else None
+        )
 
     @classmethod
     async def open(cls, settings: StorageSettings | None = None, *, clock: Clock = utc_now) -> Storage:
@@ -121,7 +131,7 @@ class Storage:
     async def _attempt(self, operation: Callable[[AsyncSession], Awaitable[T]], what: str) -> T:
         for attempt in range(1, ATTEMPTS_ON_CONFLICT + 1):
             try:
-                async with asyncio.timeout(self._timeout), self._sessions.begin() as session:
+                async with asyncio.timeout(self._timeout), self._turn(), self._sessions.begin() as session:
                     return await operation(session)
             except IntegrityError as exc:
                 if attempt == ATTEMPTS_ON_CONFLICT:
@@ -129,6 +139,12 @@ class Storage:
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 raise StorageUnavailableError(f"could not {what}: {describe(exc)}") from exc
         raise AssertionError("unreachable")
+
+    def _turn(self) -> AbstractAsyncContextManager[object]:
+        """This transaction's turn on SQLite (see ``_turns``); on PostgreSQL, nothing to wait for."""
+        if self._turns is None:
+            return nullcontext()
+        return self._turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
     async def _run(self, operation: Callable[[AsyncSession], Awaitable[T]], what: str) -> T:
         await self.ensure_ready()
@@ -280,3 +296,19 @@ class Storage:
             lambda s: guilds.remove_heartbeats(s, process_id, cutoff), "remove heartbeats"
         )
 
+    # -- published knowledge (several processes) -------------------------------------------------
+
+    async def publish_knowledge(self, kb_version: str, files: Mapping[str, str], by: str) -> PublicationInfo:
+        """Make these validated knowledge files the current publication; PostgreSQL notifies listeners."""
+        now = self._now()
+        return await self._run(
+            lambda s: publishing.publish(s, kb_version, files, by=by, now=now), "publish the knowledge base"
+        )
+
+    async def latest_publication(self) -> PublicationInfo | None:
+        """The current publication, without its files (None: nothing published yet)."""
+        return await self._run(publishing.latest, "read the published knowledge version")
+
+    async def fetch_publication(self, publication_id: int) -> Publication | None:
+        """A publication with its files (None: pruned since, a newer one replaced it)."""
+        return await self._run(lambda s: publishing.fetch(s, publication_id), "read the published knowledge")

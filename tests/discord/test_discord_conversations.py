@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import discord.gateway
@@ -16,12 +17,34 @@ import discord.http
 import pytest
 import yarl
 from aiohttp import web
-from discord_harness import Harness
-from fake_discord import APP_ID, BOT_ID, CHANNEL_ID, DM_CHANNEL_ID, GUILD_ID, FakeDiscord, FakeUser, Recorded, now_iso
+from discord_harness import Harness, make_settings, replies_to
+from fake_discord import (
+    APP_ID,
+    BOT_ID,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    FakeDiscord,
+    FakeUser,
+    Recorded,
+    now_iso,
+    snowflake,
+)
+from storage_harness import bot_with_storage
 
-from bot.discord_bot.cogs.ask import NO_THREAD_HERE, THREAD_REFUSED, THREAD_WELCOME, Ask
+from bot.core.engine import Engine
+from bot.discord_bot.cogs.ask import (
+    NO_THREAD_HERE,
+    THREAD_REFUSED,
+    THREAD_WELCOME,
+    THREAD_WELCOME_EVERY_MESSAGE,
+    Ask,
+)
+from bot.discord_bot.cogs.server_settings import EVERY_MESSAGE_WITHOUT_INTENT
+from bot.discord_bot.config import DiscordSettings
 from bot.discord_bot.conversations import IDLE_SECONDS, ConversationMemory
 from bot.discord_bot.embeds import DECLINE_TITLES, FOLLOW_UP_PREFIX
+from bot.storage import StorageSettings
 
 QUESTION = "When is Russia leaving the ISS?"
 FOLLOW_UP = "who will deorbit it?"  # the real engine declines it as not understood without context
@@ -123,14 +146,18 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def cog(harness: Harness, clock: ManualClock) -> Ask:
+def ask_cog_on_clock(harness: Harness, clock: ManualClock) -> Ask:
     """The running bot's Ask cog, its conversation memory on the test's clock."""
     ask = harness.bot.get_cog("Ask")
     # load_extension imports the cog module afresh, so its class is not this module's ``Ask``
     assert type(ask).__name__ == Ask.__name__ and isinstance(ask.conversations, ConversationMemory)
     ask.conversations = ConversationMemory(clock=clock)
     return ask  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def cog(harness: Harness, clock: ManualClock) -> Ask:
+    return ask_cog_on_clock(harness, clock)
 
 
 def mention(fake: FakeDiscord, user: FakeUser, text: str, *, channel_id: int = CHANNEL_ID) -> dict[str, Any]:
@@ -347,3 +374,137 @@ async def test_ask_in_a_dm_continues_the_dm_conversation(harness: Harness, cog: 
 
     assert exchange.embed["title"] == FOLLOW_UP
     assert exchange.embed["description"].splitlines()[0] == FOLLOWING_UP_ON_QUESTION
+
+
+# -- the server setting "answer every message in answer threads" (issue 11) -----------------------
+EVERY_MESSAGE_FIELD = "Answers every message in threads started from its answers"
+NO_REPLY_GRACE_SECONDS = 0.3  # a wrong reply would follow its message's own turn within milliseconds
+
+
+@pytest.fixture
+def reading_settings(kb_dir: Path) -> DiscordSettings:
+    """The bot with Discord's Message Content intent (SPACEBOT_MESSAGE_CONTENT=true)."""
+    return make_settings(kb_dir, message_content=True)
+
+
+@pytest.fixture
+async def reading_harness(
+    fake_discord: ThreadingFakeDiscord, reading_settings: DiscordSettings, engine: Engine,
+    storage_settings: StorageSettings,
+) -> AsyncIterator[Harness]:
+    """A bot with a database that receives the text of every message (the fake blanks it otherwise)."""
+    async with bot_with_storage(fake_discord, reading_settings, engine, storage_settings) as harness:
+        yield harness
+
+
+@pytest.fixture
+def reading_cog(reading_harness: Harness, clock: ManualClock) -> Ask:
+    return ask_cog_on_clock(reading_harness, clock)
+
+
+def plain(fake: FakeDiscord, user: FakeUser, text: str, *, channel_id: int) -> dict[str, Any]:
+    """A message that does not mention the bot; the bot sees its text only with the Message Content intent."""
+    message = fake.user_message(user, text)
+    message["channel_id"] = str(channel_id)
+    return message
+
+
+async def open_answer_thread(harness: Harness, user: FakeUser) -> tuple[int, str]:
+    """``/ask thread:true`` on QUESTION; the thread's id and its welcome line."""
+    fake = harness.fake
+    assert isinstance(fake, ThreadingFakeDiscord)
+    payload = fake.slash_payload(user, "ask", [{"type": 3, "name": "question", "value": QUESTION},
+                                               {"type": 5, "name": "thread", "value": True}])
+    await harness.interact(payload)
+    [answer] = fake.sent_through(payload["token"])
+    [welcome] = await fake.wait_for(lambda r: r.path == f"channels/{answer['id']}/messages")
+    return int(answer["id"]), str(welcome.body["content"])  # the thread has its starting message's id
+
+
+async def set_every_thread_message(harness: Harness, admin: FakeUser, value: bool) -> str:
+    """Change the setting with /settings; what the settings embed says of it afterwards."""
+    exchange = await harness.slash(admin, "settings", {"every_thread_message": value})
+    return str({f["name"]: f["value"] for f in exchange.embed["fields"]}[EVERY_MESSAGE_FIELD])
+
+
+async def assert_unanswered(harness: Harness, cog: Ask, ignored: list[dict[str, Any]], barrier: dict[str, Any]) -> None:
+    """Send ``ignored`` then the mention ``barrier``; once the barrier is answered (and a grace period
+    has passed), none of ``ignored`` has a reply."""
+    for message in ignored:
+        await harness.say(message, replies=0)
+    await ask_and_settle(harness, cog, barrier)
+    await asyncio.sleep(NO_REPLY_GRACE_SECONDS)
+    for message in ignored:
+        assert not [r for r in harness.fake.requests if replies_to(r, message["id"])], f"replied to {message}"
+
+
+async def test_with_the_setting_off_a_plain_message_in_an_answer_thread_gets_no_reply(
+    reading_harness: Harness, reading_cog: Ask, member: FakeUser
+) -> None:
+    fake = reading_harness.fake
+    thread_id, welcome = await open_answer_thread(reading_harness, member)
+    unmentioned = plain(fake, member, FOLLOW_UP, channel_id=thread_id)
+    assert unmentioned["content"] == FOLLOW_UP  # the bot receives the text: the setting alone decides
+
+    await assert_unanswered(reading_harness, reading_cog, [unmentioned],
+                            barrier=mention(fake, member, FOLLOW_UP, channel_id=thread_id))
+
+    assert welcome == THREAD_WELCOME
+    assert reading_cog.conversations.context(thread_id) == (QUESTION, FOLLOW_UP)  # the mention only
+
+
+async def test_after_settings_turns_it_on_a_plain_message_in_an_answer_thread_is_answered_as_a_follow_up(
+    reading_harness: Harness, reading_cog: Ask, member: FakeUser, admin: FakeUser, storage_settings: StorageSettings
+) -> None:
+    fake = reading_harness.fake
+    thread_id, _ = await open_answer_thread(reading_harness, member)
+
+    shown = await set_every_thread_message(reading_harness, admin, True)
+    follow_up = await ask_and_settle(reading_harness, reading_cog, plain(fake, member, FOLLOW_UP, channel_id=thread_id))
+
+    assert shown == "on"
+    assert follow_up.path == f"channels/{thread_id}/messages"
+    assert follow_up.body["embeds"][0]["title"] == FOLLOW_UP
+    assert description(follow_up.body).splitlines()[0] == FOLLOWING_UP_ON_QUESTION
+    assert reading_cog.conversations.context(thread_id) == (QUESTION, FOLLOW_UP)
+    db = reading_harness.bot.db
+    assert db is not None and (await db.storage.get_guild_settings(GUILD_ID)).answer_every_thread_message
+    assert await set_every_thread_message(reading_harness, admin, False) == "off (mentions only)"
+    assert not db.guild_settings.get(GUILD_ID).answer_every_thread_message
+
+
+async def test_with_the_setting_on_other_threads_and_channels_still_need_a_mention(
+    reading_harness: Harness, reading_cog: Ask, member: FakeUser, admin: FakeUser
+) -> None:
+    fake = reading_harness.fake
+    assert isinstance(fake, ThreadingFakeDiscord)
+    await set_every_thread_message(reading_harness, admin, True)
+    answer_thread, welcome = await open_answer_thread(reading_harness, member)
+    other_thread = int(snowflake())  # a thread a member started from a message of their own
+    await fake.dispatch("THREAD_CREATE", {**thread_payload(other_thread, CHANNEL_ID, "chat"), "newly_created": True})
+    no_text = plain(fake, member, "", channel_id=answer_thread)  # an image or a sticker
+
+    await assert_unanswered(
+        reading_harness, reading_cog,
+        [plain(fake, member, QUESTION, channel_id=CHANNEL_ID), plain(fake, member, QUESTION, channel_id=other_thread),
+         no_text],
+        barrier=mention(fake, member, STANDALONE, channel_id=other_thread),
+    )
+
+    assert welcome == THREAD_WELCOME_EVERY_MESSAGE
+    [answered] = [m for _, m in fake.created if m["channel_id"] == str(other_thread)]
+    assert answered["embeds"][0]["title"] == STANDALONE
+    assert FOLLOW_UP_PREFIX not in str(answered["embeds"][0].get("description"))
+
+
+async def test_without_the_message_content_intent_settings_says_the_setting_is_not_in_effect(
+    db_harness: Harness, member: FakeUser, admin: FakeUser
+) -> None:
+    cog = db_harness.bot.get_cog("Ask")
+    assert cog is not None and db_harness.bot.intents.message_content is False
+
+    shown = await set_every_thread_message(db_harness, admin, True)
+
+    assert shown == EVERY_MESSAGE_WITHOUT_INTENT
+    assert db_harness.bot.db is not None and db_harness.bot.db.guild_settings.get(GUILD_ID).answer_every_thread_message
+    assert cog.follows_every_message(db_harness.bot.get_guild(GUILD_ID)) is False  # type: ignore[attr-defined]

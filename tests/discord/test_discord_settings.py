@@ -16,7 +16,7 @@ from bot.storage.config import StorageSettings
 REPO = Path(__file__).resolve().parents[2]
 DISCORD_ONLY = {
     "discord_token", "dev_guild_id", "mod_role_ids", "shard_count", "shard_ids",
-    "cooldown_rate", "cooldown_per", "max_question_length", "watch_interval",
+    "cooldown_rate", "cooldown_per", "max_question_length", "watch_interval", "message_content",
 }
 
 

@@ -64,6 +64,20 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/new/spacebot.db"
         return
+    async with own_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A database of this test's own on the PostgreSQL test server (PostgreSQL-only features)."""
+    async with own_pg_database() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def own_pg_database() -> AsyncIterator[str]:
+    """A fresh database on the PostgreSQL test server; the test skips when no server is set."""
     server = pg_server()
     if server is None:
         pytest.skip(f"{PG_ENV} is not set (bash tests/storage/pg_server.sh start DIR prints one)")

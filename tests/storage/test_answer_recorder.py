@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bot.core.models import Answer, Passage, RankedPassage, Source
-from bot.storage import AnswerRecorder, Storage, WriteQueue, record_answer
+from bot.storage import AnswerRecorder, Storage, StorageUnavailableError, WriteQueue, record_answer
 from bot.storage.recorder import gap_reason
 from tests.storage.support import FakeClock, closed_port, storage_settings
 
@@ -93,9 +93,55 @@ async def test_observing_answers_with_the_database_down_never_raises_nor_waits(
     for _ in range(50):  # a plain function: it cannot await the database, and it must not raise
         recorder.observe(declined("not_covered"), 7)
         recorder.observe(answered(), 7)
-    assert queue.stats.submitted == 150
+    assert queue.stats.submitted == 51  # 50 gaps, and the 100 counts in one write
     assert await queue.drain(within=120)
-    assert queue.stats.failed == 150 and queue.stats.written == 0
+    assert queue.stats.failed == 51 and queue.stats.written == 0
     assert "not recorded" in caplog.text
     await queue.close(grace=1)
     await storage.close()
+
+
+async def test_counts_observed_before_the_writer_runs_go_in_one_write(storage: Storage) -> None:
+    queue = WriteQueue(backoff=0.001)
+    recorder = AnswerRecorder(storage, queue)
+    for _ in range(30):  # a burst: the writer gets no turn until it ends
+        recorder.observe(answered(), 7)
+    for _ in range(10):
+        recorder.observe(declined("out_of_scope", "Who won the World Cup?"), 7)
+    assert await queue.drain(within=30)
+    recorder.observe(answered(), None)  # after the write: the next one
+    assert await queue.drain(within=30)
+
+    stats = await storage.stats(LONG_AGO)
+    assert (queue.stats.submitted, queue.stats.written) == (2, 2)
+    assert (stats.questions, stats.answered, stats.declined) == (41, 31, {"out_of_scope": 10})
+    await queue.close(grace=1)
+
+
+class CountsFailingOnce:
+    """Stands in for Storage's counter: the first out_of_scope count fails, as a database dropping out would."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, int | None, str | None, int]] = []
+        self.failed = False
+
+    async def count_question(self, outcome: str, guild_id: int | None, topic: str | None, n: int = 1) -> None:
+        if outcome == "out_of_scope" and not self.failed:
+            self.failed = True
+            raise StorageUnavailableError("the database went away")
+        self.written.append((outcome, guild_id, topic, n))
+
+
+async def test_a_retried_count_write_writes_only_the_counters_not_yet_written() -> None:
+    counts = CountsFailingOnce()
+    queue = WriteQueue(attempts=2, backoff=0.001)
+    recorder = AnswerRecorder(counts, queue, low_confidence=0.6)  # type: ignore[arg-type]
+    for _ in range(3):
+        recorder.observe(answered(), 7)
+    recorder.observe(declined("out_of_scope", "Who won the World Cup?"), 7)
+    recorder.observe(declined("out_of_scope", "Who won the World Cup?"), 7)
+    assert await queue.drain(within=30)
+
+    assert counts.written == [("answered", 7, "russia-iss", 3), ("out_of_scope", 7, None, 2)]
+    assert (queue.stats.retried, queue.stats.written, queue.stats.failed) == (1, 1, 0)
+    await queue.close(grace=1)

@@ -22,7 +22,8 @@ from tests.storage.support import storage_settings, vote
 
 REPO = Path(__file__).resolve().parents[2]
 STORAGE = REPO / "bot" / "storage"
-TABLES = {"feedback", "gaps", "question_counts", "guild_settings", "settings", "heartbeats", "alembic_version"}
+TABLES = {"feedback", "gaps", "question_counts", "guild_settings", "settings", "heartbeats", "published_knowledge",
+          "alembic_version"}
 
 
 def _schema_differences(connection: Connection) -> list[object]:

@@ -38,6 +38,10 @@ THREAD_WELCOME = (
     "Mention me in this thread to ask a follow-up question (\"and who will deorbit it?\"): I keep the last "
     "few questions asked here for an hour."
 )
+THREAD_WELCOME_EVERY_MESSAGE = (
+    "Ask a follow-up question in this thread (\"and who will deorbit it?\"), no mention needed: I answer every "
+    "message here and keep the last few questions for an hour."
+)
 NO_THREAD_HERE = "I answered, but I can only open a thread from a public answer in a server's text channel."
 THREAD_REFUSED = "I answered, but Discord did not let me open a thread here (I may lack the permission)."
 
@@ -119,10 +123,14 @@ class Ask(commands.Cog):
         return None
 
     def follows_every_message(self, guild: discord.Guild) -> bool:
-        """Hook for the per-server setting (issue 11): in a thread started from one of the bot's
-        answers, treat every message as a follow-up, not only those that mention the bot. Off until
-        the server settings exist; reading unmentioned messages also needs the message_content intent."""
-        return False
+        """The server's setting (``/settings every_thread_message``): in a thread started from one of the
+        bot's answers, every message is a follow-up, not only those that mention the bot. Read from the
+        in-memory settings cache; off without a database, and without the message_content intent
+        (Discord would deliver those messages with no text)."""
+        db = self.bot.db
+        if db is None or not self.bot.intents.message_content:
+            return False
+        return db.guild_settings.get(guild.id).answer_every_thread_message
 
     def remember(
         self, key: int | None, context: Sequence[str], answer: Answer, message_id: int | None
@@ -194,8 +202,9 @@ class Ask(commands.Cog):
             await interaction.followup.send(THREAD_REFUSED, ephemeral=True)
             return
         self.conversations.open_thread(thread.id, questions)
+        every_message = interaction.guild is not None and self.follows_every_message(interaction.guild)
         try:
-            await thread.send(THREAD_WELCOME)
+            await thread.send(THREAD_WELCOME_EVERY_MESSAGE if every_message else THREAD_WELCOME)
         except discord.HTTPException as exc:  # the thread works without its welcome line
             log.warning("could not post the welcome line in thread %s: %s", thread.id, exc)
 
@@ -237,6 +246,8 @@ class Ask(commands.Cog):
             return False
         if any(user.id == me.id for user in message.mentions):
             return True
+        if not message.content.strip():  # an image or a sticker: nothing to answer, and no hint to post
+            return False
         return self.follows_every_message(message.guild) and self.conversations.is_answer_thread(message.channel.id)
 
     def _message_context(self, message: discord.Message, key: int | None) -> tuple[str, ...]:

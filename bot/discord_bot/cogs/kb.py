@@ -20,11 +20,12 @@ from bot.discord_bot.client import SpaceBotBase
 from bot.discord_bot.embeds import reload_embed, status_embed
 from bot.discord_bot.moderation import DATABASE_DOWN, NO_DATABASE, FeedbackBrowser, gaps_embed, stats_embed
 from bot.discord_bot.persistence import BotStorage
-from bot.storage import StorageError
+from bot.storage import Heartbeat, StorageError
 from bot.storage.errors import describe
 
 log = logging.getLogger(__name__)
 
+FORGET_SILENT_PROCESSES = dt.timedelta(hours=1)  # a process that stopped without saying so
 RELOAD_BUSY = "A reload is already running. Wait for it to finish, then try again."
 DEFAULT_DAYS = 30
 T = TypeVar("T")
@@ -63,7 +64,9 @@ class KnowledgeAdmin(commands.Cog):
                 return
             actor = actor_name(interaction.user)
             log.info("knowledge base reload requested by %s", actor)
-            report = await engine.reload(actor=actor)
+            # With PostgreSQL the files it validated are published for every other process.
+            report = await (self.bot.db.sync.reload_and_publish(engine, actor) if self.bot.db is not None
+                            else engine.reload(actor=actor))
         if report.ok:
             log.info("knowledge base reloaded to %s by %s", report.kb_version, actor)
         else:
@@ -72,13 +75,26 @@ class KnowledgeAdmin(commands.Cog):
             )
         await interaction.followup.send(embed=reload_embed(report), ephemeral=True)
 
-    @kb.command(name="status", description="Knowledge base version, size, model, last reload and latency")
+    @kb.command(name="status", description="Knowledge base version, size, model, latency, and every process")
     @moderator_only()
     async def status(self, interaction: discord.Interaction[SpaceBotBase]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         engine = await self.bot.get_engine()
         status = await self.bot.in_thread(engine.status)
-        await interaction.followup.send(embed=status_embed(status), ephemeral=True)
+        processes, this_process = await self._processes()
+        embed = status_embed(status, processes=processes, this_process=this_process)
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    async def _processes(self) -> tuple[list[Heartbeat] | str | None, str | None]:
+        """Every process's heartbeat (silent ones forgotten after a while) and this one's id; None: no database."""
+        db = self.bot.db
+        if db is None:
+            return None, None
+        try:
+            return await db.sync.processes(forget_after=FORGET_SILENT_PROCESSES), db.sync.process_id
+        except StorageError as exc:
+            log.warning("/kb status: %s", describe(exc))
+            return "The database is unavailable: processes unknown.", None
 
 
     # -- the moderators' loop -----------------------------------------------------------------

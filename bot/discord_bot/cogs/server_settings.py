@@ -1,6 +1,7 @@
-"""``/settings`` (Manage Server): where the bot answers mentions, private answers by default, the
-server's moderator roles, feedback buttons, the moderator log channel. Kept in the database and
-cached in memory, so no question waits on the database to learn them."""
+"""``/settings`` (Manage Server): where the bot answers mentions, whether it answers every message in
+threads started from its answers, private answers by default, the server's moderator roles, feedback
+buttons, the moderator log channel. Kept in the database and cached in memory, so no question waits on
+the database to learn them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ MANAGE_SERVER_ONLY = "Only members with Manage Server can see or change these se
 NO_DATABASE = "This bot has no database configured, so its settings cannot be changed."
 NOT_SAVED = "Not saved: the database is unavailable. Please try again later."
 MENTIONS_TEXT = {"all": "in every channel", "listed": "only in the listed channels", "none": "nowhere"}
+EVERY_MESSAGE_WITHOUT_INTENT = (
+    "on, but not in effect: this bot runs without Discord's Message Content intent "
+    "(SPACEBOT_MESSAGE_CONTENT), so it still answers mentions only"
+)
 
 
 def _toggled(ids: Sequence[int], item: int) -> tuple[int, ...]:
@@ -31,12 +36,23 @@ def _toggled(ids: Sequence[int], item: int) -> tuple[int, ...]:
     return tuple(i for i in ids if i != item) if item in ids else (*ids, item)
 
 
-def settings_embed(settings: GuildSettings) -> discord.Embed:
+def every_message_text(settings: GuildSettings, *, reads_messages: bool) -> str:
+    if not settings.answer_every_thread_message:
+        return "off (mentions only)"
+    return "on" if reads_messages else EVERY_MESSAGE_WITHOUT_INTENT
+
+
+def settings_embed(settings: GuildSettings, *, reads_messages: bool = True) -> discord.Embed:
+    """The server's settings; ``reads_messages``: the bot has the message_content intent."""
     channels = " ".join(f"<#{cid}>" for cid in settings.mention_channel_ids) or "none"
     roles = " ".join(f"<@&{rid}>" for rid in settings.moderator_role_ids) or "none (Manage Server only)"
     embed = discord.Embed(title="Settings of this server", colour=discord.Colour.blurple())
     embed.add_field(name="Answers mentions", value=MENTIONS_TEXT[settings.answer_mentions], inline=False)
     embed.add_field(name="Listed channels", value=channels, inline=False)
+    embed.add_field(
+        name="Answers every message in threads started from its answers",
+        value=every_message_text(settings, reads_messages=reads_messages), inline=False,
+    )
     embed.add_field(name="/ask private by default", value="yes" if settings.ephemeral_default else "no")
     embed.add_field(name="Feedback buttons", value="on" if settings.feedback_buttons else "off")
     log_channel = f"<#{settings.log_channel_id}>" if settings.log_channel_id else "none"
@@ -56,6 +72,7 @@ class ServerSettings(commands.Cog):
     @app_commands.describe(
         mentions="Where the bot answers mentions",
         mention_channel="Add or remove a channel where mentions are answered (with mentions: listed)",
+        every_thread_message="In threads started from an answer, answer every message, not only mentions",
         private="Whether /ask answers are private by default",
         moderator_role="Add or remove a moderator role",
         buttons="Feedback buttons under answers",
@@ -66,6 +83,7 @@ class ServerSettings(commands.Cog):
         self, interaction: discord.Interaction[SpaceBotBase],
         mentions: Literal["all", "listed", "none"] | None = None,
         mention_channel: discord.TextChannel | None = None,
+        every_thread_message: bool | None = None,
         private: bool | None = None,
         moderator_role: discord.Role | None = None,
         buttons: bool | None = None,
@@ -86,6 +104,8 @@ class ServerSettings(commands.Cog):
             changes["answer_mentions"] = mentions
         if mention_channel is not None:
             changes["mention_channel_ids"] = _toggled(current.mention_channel_ids, mention_channel.id)
+        if every_thread_message is not None:
+            changes["answer_every_thread_message"] = every_thread_message
         if private is not None:
             changes["ephemeral_default"] = private
         if moderator_role is not None:
@@ -102,7 +122,8 @@ class ServerSettings(commands.Cog):
                 await interaction.followup.send(NOT_SAVED, ephemeral=True)
                 return
             log.info("server %s settings changed by %s: %s", guild_id, interaction.user.id, sorted(changes))
-        await interaction.followup.send(embed=settings_embed(current), ephemeral=True)
+        embed = settings_embed(current, reads_messages=self.bot.intents.message_content)
+        await interaction.followup.send(embed=embed, ephemeral=True)
 
 
 async def setup(bot: SpaceBotBase) -> None:
