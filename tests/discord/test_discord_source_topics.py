@@ -12,6 +12,7 @@ from fake_discord import FakeDiscord, FakeUser
 
 from bot.core.embedding import Encoder
 from bot.core.engine import Engine
+from bot.core.judge import JudgeModel
 from bot.core.models import Suggestion
 
 HUGE = 5000
@@ -109,7 +110,9 @@ async def test_oversized_passage_is_rendered_within_discord_embed_limits(
         encoding="utf-8",
     )
     settings = make_settings(kb_dir)
-    engine = await asyncio.to_thread(Engine.open, settings, encoder)
+    # This test is about rendering, not judging: a judge that answers whatever is asked, so the made-up
+    # passage (its vector drowned in its own oversized title) is shown rather than declined.
+    engine = await asyncio.to_thread(Engine.open, settings, encoder, JudgeModel.cosine_rule(-1.0))
     async with running_bot(fake_discord, settings, engine=engine) as harness:
         answer = await harness.slash(member, "ask", {"question": "What is the zebra orbital tug?"})
         source = await harness.slash(member, "source", {"passage": "oversized-2024-01-zebra-orbital-tug"})
