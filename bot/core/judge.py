@@ -246,10 +246,8 @@ def judge(
     query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate],
     *, model: JudgeModel, evidence: Evidence, storylines: Storylines, claim_vector: np.ndarray | None = None,
 ) -> Verdict:
-    if query.empty or query.small_talk:
-        return Verdict(False, 0.0, "not_a_question")
-    if query.task:
-        return Verdict(False, 0.0, "out_of_scope")
+    if query.declined_as_asked is not None:
+        return Verdict(False, 0.0, query.declined_as_asked)
     if not candidates or vector is None:
         return Verdict(False, 0.0, "out_of_scope")
     x = evidence.features(query, vector, candidates)

@@ -62,8 +62,9 @@ def answer_texts(snapshot: Snapshot, encode: Encode, texts: Sequence[str], k: in
 
 
 def texts_to_encode(query: Query) -> list[str]:
-    """The question, and for one that takes something for granted, that claim as a statement."""
-    if query.empty or query.small_talk:
+    """The question, and for one that takes something for granted, that claim as a statement; nothing
+    for one whose wording alone settles its decline."""
+    if query.declined_as_asked is not None:
         return []
     return [query.text, query.claim] if query.presupposes else [query.text]
 

@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.models import DeclineReason
 from bot.core.names import word_set
 from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query
 from bot.core.stemming import stem
@@ -121,6 +122,14 @@ class Query:
     @property
     def empty(self) -> bool:
         return not self.text
+
+    @property
+    def declined_as_asked(self) -> DeclineReason | None:
+        """The decline its wording alone settles, with nothing to search: small talk (or nothing) is not
+        a question; a request for a task is out of scope whatever it names."""
+        if self.empty or self.small_talk:
+            return "not_a_question"
+        return "out_of_scope" if self.task else None
 
 
 def sanitize(text: object) -> str:
