@@ -21,6 +21,7 @@ from bot.core.models import Answer
 from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
+    DEBRIS,
     STORYLINE_LATEST,
     add_passage,
     mini_documents,
@@ -31,7 +32,6 @@ from tests.support.kb import (
     write_mini_kb,
 )
 
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
 ASAT = "debris-2021-11-russian-asat-test"
 NEW_TEXT = "The FCC now requires satellites in low orbit to be deorbited within five years of the mission end."
 QUESTIONS = [

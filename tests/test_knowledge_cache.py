@@ -11,6 +11,7 @@ import pytest
 from bot.core.knowledge import load_knowledge
 from bot.core.knowledge_cache import read_cache
 from tests.support.kb import (
+    DEBRIS,
     STORYLINE_FILE,
     STORYLINE_LATEST,
     mini_documents,
@@ -19,7 +20,6 @@ from tests.support.kb import (
     write_documents,
 )
 
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
 DEBRIS_FILE = "space-debris.yaml"
 
 

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from bot.core.knowledge import load_knowledge
 from bot.core.models import Passage, Source, ValidationIssue
 from tests.support.kb import (
+    DEBRIS,
     STORYLINE,
     STORYLINE_FILE,
     STORYLINE_LATEST,
@@ -22,7 +23,6 @@ from tests.support.kb import (
     write_documents,
 )
 
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
 DEBRIS_DATE = dt.date(2022, 9, 29)
 
 

@@ -11,9 +11,8 @@ from bot import cli
 from bot.core.knowledge import load_knowledge
 from bot.core.knowledge_rules import is_aggregator, placeholder_title_problem, url_problem
 from bot.core.models import ValidationIssue
-from tests.support.kb import mini_documents, passage, write_documents
+from tests.support.kb import DEBRIS, mini_documents, passage, write_documents
 
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
 MOON = "moon-2020-10-artemis-accords-signed"
 
 PLACEHOLDER_TITLES = [

@@ -10,6 +10,7 @@ import pytest
 from bot.core.knowledge import load_knowledge
 from bot.core.models import ValidationIssue
 from tests.support.kb import (
+    DEBRIS,
     STORYLINE,
     STORYLINE_FILE,
     STORYLINE_LATEST,
@@ -23,8 +24,6 @@ from tests.support.kb import (
     write_malformed_yaml,
     write_raw,
 )
-
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
 
 
 def _errors(directory: Path) -> list[ValidationIssue]:

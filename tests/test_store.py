@@ -20,6 +20,7 @@ from bot.core.store import current_snapshot_name, load_current, open_or_build, t
 from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
+    DEBRIS,
     add_passage,
     mini_documents,
     new_passage,
@@ -27,7 +28,7 @@ from tests.support.kb import (
     with_passage_change,
     write_documents,
 )
-from tests.support.snapshots import DEBRIS, build_index, corrupt_faiss, knowledge_in
+from tests.support.snapshots import build_index, corrupt_faiss, knowledge_in
 
 
 def _snapshot_folders(index_dir: Path) -> list[str]:

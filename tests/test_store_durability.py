@@ -12,8 +12,8 @@ import pytest
 
 from bot.core.store import current_snapshot_name, open_or_build
 from tests.support.fake_encoder import FakeEncoder
-from tests.support.kb import with_passage_change
-from tests.support.snapshots import DEBRIS, build_index
+from tests.support.kb import DEBRIS, with_passage_change
+from tests.support.snapshots import build_index
 
 
 def test_opening_the_store_removes_stale_staging_but_keeps_snapshots_and_other_files(

@@ -21,8 +21,8 @@ from bot.core import stored_index
 from bot.core.files import file_sha256
 from bot.core.store import IndexUnusableError, StoredIndex, current_snapshot_name, load_current, open_or_build
 from tests.support.fake_encoder import FakeEncoder
-from tests.support.kb import with_passage_change
-from tests.support.snapshots import DEBRIS, build_index, corrupt_faiss
+from tests.support.kb import DEBRIS, with_passage_change
+from tests.support.snapshots import build_index, corrupt_faiss
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

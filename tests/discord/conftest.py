@@ -18,7 +18,7 @@ import discord.gateway
 import discord.http
 import pytest
 import yarl
-from discord_harness import ErrorLog, Harness, make_settings, running_bot
+from discord_harness import ErrorLog, Harness, make_settings, running_bot, serving
 from fake_discord import MOD_ROLE_ID, FakeDiscord, FakeUser
 from storage_harness import bot_with_storage
 
@@ -118,14 +118,8 @@ def never_the_real_discord(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     fake = FakeDiscord()
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    try:
+    async with serving(fake, monkeypatch):
         yield fake
-    finally:
-        await fake.stop()
-    assert not fake.unknown_routes, f"the bot called routes the fake Discord does not know: {fake.unknown_routes}"
 
 
 # -- users --------------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import discord.gateway
+import discord.http
+import pytest
+import yarl
 from fake_discord import APP_ID, GUILD_ID, MOD_ROLE_ID, FakeDiscord, FakeUser, Recorded
 
 from bot.discord_bot.client import SpaceBotBase, create_bot
@@ -51,6 +55,32 @@ def make_settings(root: Path, **overrides: Any) -> DiscordSettings:
     }
     values.update(overrides)
     return DiscordSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.asynccontextmanager
+async def serving(fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """Start ``fake`` and point discord.py's REST and gateway addresses at it; afterwards, check the bot
+    called no route the fake does not know."""
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+    assert not fake.unknown_routes, f"the bot called routes the fake Discord does not know: {fake.unknown_routes}"
+
+
+# A knowledge file that fails validation (no source, a date that is not a date).
+BROKEN_TOPIC = """\
+topic: broken-topic
+title: A topic with mistakes
+passages:
+  - id: broken-topic-no-source
+    title: A passage without a source
+    text: This passage has no source and a bad date.
+    date: sometime in 2024
+"""
 
 
 def reword_one_passage(knowledge: Path) -> str:

@@ -12,12 +12,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import discord.gateway
-import discord.http
 import pytest
-import yarl
 from aiohttp import web
-from discord_harness import Harness, make_settings, replies_to
+from discord_harness import Harness, make_settings, replies_to, serving
 from fake_discord import (
     APP_ID,
     BOT_ID,
@@ -131,14 +128,8 @@ class ManualClock:
 async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ThreadingFakeDiscord]:
     """Overrides conftest's fake with the threading one (the harness fixture picks it up)."""
     fake = ThreadingFakeDiscord()
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    try:
+    async with serving(fake, monkeypatch):
         yield fake
-    finally:
-        await fake.stop()
-    assert not fake.unknown_routes, f"the bot called routes the fake Discord does not know: {fake.unknown_routes}"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from discord_harness import Harness, reword_one_passage
+from discord_harness import BROKEN_TOPIC, Harness, reword_one_passage
 from fake_discord import APP_ID, BOT_ID, GUILD_ID, FakeUser
 
 from bot.core.engine import Engine
@@ -26,16 +26,6 @@ passages:
       title: Test agency announces lunar cargo lander
       url: https://example.org/lunar-cargo
     tags: [moon]
-"""
-
-BROKEN_TOPIC = """\
-topic: broken-topic
-title: A topic with mistakes
-passages:
-  - id: broken-topic-no-source
-    title: A passage without a source
-    text: This passage has no source and a bad date.
-    date: sometime in 2024
 """
 
 QUESTION = "When is Russia leaving the ISS?"

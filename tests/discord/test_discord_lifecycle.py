@@ -15,7 +15,7 @@ from pathlib import Path
 
 import discord.http
 import pytest
-from discord_harness import QUESTION, ErrorLog, Harness, make_settings, reword_one_passage, running_bot
+from discord_harness import BROKEN_TOPIC, QUESTION, ErrorLog, Harness, make_settings, reword_one_passage, running_bot
 from fake_discord import APP_ID, GUILD_ID, FakeDiscord, FakeUser
 
 from bot.core.embedding import Encoder
@@ -154,17 +154,6 @@ async def test_sync_publishes_commands_globally_or_to_one_guild_without_connecti
     out = capsys.readouterr().out
     assert f"synced {len(names)} commands globally" in out
     assert f"synced {len(names)} commands to guild {GUILD_ID}" in out
-
-
-BROKEN_TOPIC = """\
-topic: broken-topic
-title: A topic with mistakes
-passages:
-  - id: broken-topic-no-source
-    title: A passage without a source
-    text: This passage has no source and a bad date.
-    date: sometime in 2024
-"""
 
 
 def _broken_knowledge_without_an_index(root: Path) -> DiscordSettings:

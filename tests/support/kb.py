@@ -17,6 +17,7 @@ import yaml
 STORYLINE = ("mini-iss-2021-04-from-2025", "mini-iss-2022-07-after-2024", "mini-iss-2023-04-through-2028")
 STORYLINE_LATEST = STORYLINE[-1]
 STORYLINE_FILE = "russia-station.yaml"
+DEBRIS = "debris-2022-09-fcc-five-year-rule"  # the mini knowledge base's space-debris passage
 
 
 def _source(publisher: str, title: str, url: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ _DOCUMENTS: dict[str, dict[str, Any]] = {
         "title": "Space debris rules",
         "passages": [
             {
-                "id": "debris-2022-09-fcc-five-year-rule",
+                "id": DEBRIS,
                 "title": "FCC adopts a five-year rule for deorbiting dead satellites (September 2022)",
                 "text": "The Federal Communications Commission voted to require operators of satellites in low "
                         "orbit to deorbit them within five years after their missions end.",

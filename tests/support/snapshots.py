@@ -11,8 +11,6 @@ from bot.core.store import StoredIndex, open_or_build
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import mini_documents, write_documents
 
-DEBRIS = "debris-2022-09-fcc-five-year-rule"
-
 
 def knowledge_in(directory: Path) -> KnowledgeBase:
     """The knowledge base in ``directory``, which must validate."""
