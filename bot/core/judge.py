@@ -148,17 +148,17 @@ class Evidence:
         self.known_stems = frozenset(stems.values())
         self.unknown_idf = lexical.idf("\0never-seen")
 
-    def weight(self, term: str) -> float:
-        return self.lexical.idf(term) if stem(term) in self.known_stems else self.unknown_idf
-
     def features(self, query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate]) -> np.ndarray:
         """The feature vector, in the order of ``FEATURES``."""
         top = list(candidates[:TOP])
         terms = list(dict.fromkeys(query.content_terms))
-        weights = np.array([self.weight(t) for t in terms], dtype=np.float64)
+        unknown_terms = np.array([stem(t) not in self.known_stems for t in terms], dtype=bool)
+        # A word the knowledge base never uses weighs as a word no passage has.
+        weights = np.array([self.unknown_idf if out else self.lexical.idf(t)
+                            for t, out in zip(terms, unknown_terms, strict=True)], dtype=np.float64)
         total = float(weights.sum()) or 1.0
         coverages = [self._coverage(terms, weights, c.row) / total for c in top] or [0.0]
-        unknown = sum(w for t, w in zip(terms, weights, strict=True) if stem(t) not in self.known_stems) / total
+        unknown = float(weights[unknown_terms].sum()) / total
         scope_in, scope_out = self._scope(vector)
         lead = top[0] if top else None
         second = candidates[1].score if len(candidates) > 1 else 0.0
@@ -175,20 +175,19 @@ class Evidence:
             scope_in - scope_out,
             (lead.score - second) / lead.score if lead and lead.score > 0 else 0.0,
             min(len(terms), 10) / 10,
-            self._unknown_names(terms, weights, total),
+            self._unknown_names(terms, weights, unknown_terms, total),
             self._names_covered(query, lead),
             *self._neighbours(vector),
         ], dtype=np.float64)
 
-    def _unknown_names(self, terms: list[str], weights: np.ndarray, total: float) -> float:
+    def _unknown_names(self, terms: list[str], weights: np.ndarray, unknown_terms: np.ndarray, total: float) -> float:
         """The weighted share of the question's words that are neither in the knowledge base nor ordinary
         words of the language ("jwst", "bitcoin"): names of things it does not cover. Slang and chatter
         ("bailing", "these days") are ordinary words and do not count."""
         if not terms:
             return 1.0
         known = self.lexical.known_words
-        return sum(w for t, w in zip(terms, weights, strict=True)
-                   if t not in known and stem(t) not in self.known_stems) / total
+        return sum(w for t, w, out in zip(terms, weights, unknown_terms, strict=True) if out and t not in known) / total
 
     def _names_covered(self, query: Query, lead: Candidate | None) -> float:
         """The share of what the question names (countries, organisations, capitalized words) that the
