@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from bot.storage import (
     AnswerRecorder,
     GuildSettings,
     GuildSettingsCache,
+    PurgeReport,
     Storage,
     StorageError,
     StorageSettings,
@@ -30,6 +32,7 @@ from bot.storage.knowledge_sync import KnowledgeSync
 log = logging.getLogger(__name__)
 
 EngineGetter = Callable[[], Engine | None]
+T = TypeVar("T")
 CLOSE_GRACE_SECONDS = 5.0
 
 
@@ -50,6 +53,7 @@ class BotStorage:
         self._engine = engine
         self._close_grace = close_grace
         self._opening: asyncio.Task[None] | None = None
+        self._maintenance: set[asyncio.Task[Any]] = set()
 
     def open_in_background(self) -> None:
         self._opening = asyncio.create_task(self._open(), name="spacebot-storage-open")
@@ -78,6 +82,23 @@ class BotStorage:
         """Count the answer and queue its gap, if it is one; never waits, never raises."""
         self.recorder.observe(answer, guild_id)
 
+    async def purge_old_texts(self) -> PurgeReport:
+        """Delete question texts past retention; a shutdown waits for it rather than cutting it short."""
+        return await self._maintain(self.storage.purge_older_than(), "spacebot-retention-purge")
+
+    async def _maintain(self, work: Coroutine[Any, Any, T], name: str) -> T:
+        # Shielded: cancelling the caller (a cog unloading) must not cut a transaction short while
+        # close() disposes the connections under it; close() waits for these tasks instead.
+        task = asyncio.create_task(work, name=name)
+        self._maintenance.add(task)
+        task.add_done_callback(self._maintenance_done)
+        return await asyncio.shield(task)
+
+    def _maintenance_done(self, task: asyncio.Task[Any]) -> None:
+        self._maintenance.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: a task whose caller was cancelled must not log "never retrieved"
+
     async def _vectorize(self, question: str) -> Sequence[float] | np.ndarray | None:
         engine = self._engine()
         if engine is None:
@@ -95,5 +116,16 @@ class BotStorage:
             # wait() neither raises the opening's CancelledError nor swallows a cancellation of close itself
             await asyncio.wait({opening})
         await self.queue.close(self._close_grace)
+        await self._finish_maintenance()
         await self.sync.stop()
         await self.storage.close()
+
+    async def _finish_maintenance(self) -> None:
+        if not self._maintenance:
+            return
+        running = set(self._maintenance)
+        _, late = await asyncio.wait(running, timeout=self._close_grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot.persistence import BotStorage
-from bot.storage import StorageSettings, WriteQueue
+from bot.storage import PurgeReport, StorageSettings, WriteQueue
 
 CLEANUP_SECONDS = 0.3  # what a cancelled database call takes to roll back and close its connection
 
@@ -113,3 +113,32 @@ async def test_closing_the_write_queue_ends_when_the_closing_task_is_cancelled()
     await asyncio.wait({closer}, timeout=CLEANUP_SECONDS * 10)
 
     assert closer.done() and closer.cancelled()
+
+
+async def test_closing_waits_for_a_retention_purge_whose_loop_was_cancelled(tmp_path: Path) -> None:
+    """The retention loop is cancelled when its cog unloads, then ``close`` disposes the connections. A
+    purge cut short there left SQLAlchemy closing its connection behind the disposal, on a thread that
+    never answered: the event loop could not finish (CI's test run hung). Close now waits for the purge."""
+    settings = StorageSettings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")  # type: ignore[call-arg]
+    db = BotStorage(settings, lambda: None, close_grace=5.0)
+    db.open_in_background()
+    await db.wait_opened()
+    purge_started, purges_finished = asyncio.Event(), []
+    purge = db.storage.purge_older_than
+
+    async def slow_purge(days: int | None = None) -> PurgeReport:
+        purge_started.set()
+        await asyncio.sleep(CLEANUP_SECONDS)
+        report = await purge(days)
+        purges_finished.append(report)
+        return report
+
+    db.storage.purge_older_than = slow_purge  # type: ignore[method-assign]
+    loop_iteration = asyncio.create_task(db.purge_old_texts())
+    await asyncio.wait_for(purge_started.wait(), 5)
+
+    loop_iteration.cancel()
+    await db.close()
+
+    assert loop_iteration.cancelled()
+    assert purges_finished == [PurgeReport(gaps_purged=0, reports_anonymised=0)]

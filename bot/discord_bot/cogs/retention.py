@@ -33,7 +33,7 @@ class Retention(commands.Cog):
             return
         await db.wait_opened()
         try:
-            report = await db.storage.purge_older_than()
+            report = await db.purge_old_texts()
         except StorageError as exc:
             # A database that never opened was reported once at start: do not repeat it every 6 hours.
             log.log(logging.WARNING if db.available else logging.DEBUG,
