@@ -11,7 +11,7 @@ import pytest
 
 from bot.core.config import DEFAULT_MODEL
 from bot.core.embedding import resolve_model
-from bot.core.onnx_runtime import Pooling, UnsupportedModelError, pool, read_pooling
+from bot.core.pooling import Pooling, UnsupportedModelError, pool, read_pooling
 
 TRANSFORMER = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}
 POOLING = {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}

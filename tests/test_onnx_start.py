@@ -15,7 +15,7 @@ import pytest
 from bot.core.embedding import ResolvedModel
 from bot.core.encoders import load_onnx_encoder
 from bot.core.onnx_cache import OPTIMIZED_FILE, OPTIMIZED_META, find_export
-from bot.core.onnx_runtime import SINGLE_THREAD_MAX_TEXTS, OnnxEncoder
+from bot.core.onnx_runtime import EXPLORE_EVERY, OnnxEncoder, _FasterSession, intra_op_threads
 from tests.test_onnx_encoder import TEXTS, bundled_model, int8_encoder, onnx_index_dir  # noqa: F401 (fixtures)
 
 
@@ -82,8 +82,34 @@ def test_a_damaged_source_graph_is_exported_again_even_with_an_optimized_copy(
 def test_a_big_int8_batch_runs_one_text_per_run_in_parallel_with_the_same_vectors(
     int8_encoder: OnnxEncoder,  # noqa: F811
 ) -> None:
-    texts = (TEXTS * 4)[: SINGLE_THREAD_MAX_TEXTS + 4]
+    texts = (TEXTS * 4)[:8]
     one_by_one = np.vstack([int8_encoder.encode([text]) for text in texts])
     batched = int8_encoder.encode(texts, batch_size=len(texts))
     assert int8_encoder._runners is not None  # the texts ran side by side, one per core
     np.testing.assert_array_equal(batched, one_by_one)  # and none moved another's vector
+
+
+@pytest.mark.skipif(intra_op_threads() < 2, reason="one core: there is only the one-thread session")
+def test_a_lone_question_gives_the_same_vector_on_every_core_and_on_one(
+    bundled_model: ResolvedModel, cache: Path  # noqa: F811
+) -> None:
+    """Which session runs a question depends on the machine's load: they must agree to the bit, or
+    the load would change answers."""
+    encoder = load_onnx_encoder(bundled_model, cache, quantize=True)
+    runs = [encoder.encode([TEXTS[0]]) for _ in range(6)]  # both sessions are tried, twice each, first
+    assert encoder._one_core is not None
+    for vector in runs[1:]:
+        np.testing.assert_array_equal(vector, runs[0])
+
+
+def test_the_faster_session_runs_lone_texts_and_the_other_is_retimed_now_and_then() -> None:
+    faster = _FasterSession()
+    picks = []
+    for _ in range(4 + 2 * EXPLORE_EVERY):
+        every_core = faster.pick()
+        picks.append(every_core)
+        faster.record(every_core, 1.0 if every_core else 0.25)  # one thread is faster here: a busy machine
+
+    assert picks[:4] == [True, True, False, False]  # each session timed, its warm-up run not counted
+    assert picks[4:].count(True) == 2  # re-timed once in every EXPLORE_EVERY runs
+    assert picks[-1] is False

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from bot.core.embedding import Encoder, ResolvedModel, TorchEncoder, resolve_model
 from bot.core.onnx_cache import find_export, keep_optimized, optimized_staging
 from bot.core.onnx_export import OnnxMismatchError, ensure_export
-from bot.core.onnx_runtime import OnnxEncoder, UnsupportedModelError
+from bot.core.onnx_runtime import OnnxEncoder
+from bot.core.pooling import UnsupportedModelError
 
 if TYPE_CHECKING:
     from bot.core.config import EngineSettings

