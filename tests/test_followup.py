@@ -84,6 +84,20 @@ def test_an_out_of_scope_question_is_not_bent_by_the_context() -> None:
     assert chosen.decline_reason == "out_of_scope"
 
 
+def test_an_uncovered_question_naming_its_own_subject_stays_declined_whatever_the_context() -> None:
+    """Asked after NASA's head, the Canadian agency's was answered with NASA's: a cited answer about
+    something else."""
+    follow = plan("who runs the Canadian Space Agency these days", ["Who leads NASA now?"])
+    chosen = choose(follow, _answer(False, "not_covered"), _answer(True, lead="nasa-head"))
+    assert chosen.decline_reason == "not_covered" and not chosen.passages and chosen.context_used is None
+
+
+def test_a_nameless_question_declined_alone_reads_the_context() -> None:
+    follow = plan("who is building the vehicle?", ["When will the US deorbit vehicle be ready?"])
+    chosen = choose(follow, _answer(False, "not_covered"), _answer(True, lead="resolved"))
+    assert chosen.passages[0].passage.id == "resolved" and chosen.context_used is not None
+
+
 def test_a_fragment_takes_the_resolved_answer_and_says_what_it_followed() -> None:
     follow = plan("and Roscosmos?", ["Who runs NASA?"])
     chosen = choose(follow, _answer(False, "not_covered"), _answer(True, lead="resolved"))

@@ -147,8 +147,12 @@ def choose(
     names_something = follow_up.dependent and bool(content_terms(follow_up.question))  # "and brazil"
     if alone.decline_reason == "not_a_question" and not follow_up.refers_back and not names_something:
         return alone  # "thanks!" after a question is still thanks
-    if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope" or follow_up.new_subject):
-        return alone  # a whole question, or one about something the earlier ones never touched
+    if not follow_up.dependent and (alone.answered or alone.decline_reason == "out_of_scope" or follow_up.new_subject
+                                    or named_terms(follow_up.question)):
+        # A whole question, or one about something the earlier ones never touched, or one that names its
+        # own subject ("who runs the Canadian Space Agency?" after NASA's head): the context cannot answer
+        # what it does not cover. Only a nameless one ("who is building the vehicle?") reads the context.
+        return alone
     if follow_up.dependent and alone.answered and not resolved.answered:
         return alone
     if follow_up.dependent and alone.answered and same_subject(alone, earlier):
