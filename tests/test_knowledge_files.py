@@ -8,6 +8,8 @@ import pytest
 
 from bot.core.knowledge import load_knowledge
 from bot.core.knowledge_files import (
+    KEEP_REPLACED,
+    REPLACED_DIR,
     UnsafeFileNameError,
     is_knowledge_file_name,
     read_knowledge_files,
@@ -73,3 +75,32 @@ def test_a_publication_with_an_unsafe_name_writes_nothing_at_all(tmp_path: Path)
 
     assert read_knowledge_files(knowledge) == before
     assert not (tmp_path / "escape.yaml").exists()
+
+
+def test_a_local_edit_replaced_by_a_publication_is_kept_where_the_loader_never_reads(tmp_path: Path) -> None:
+    source = write_mini_kb(tmp_path / "source")
+    (source / "moon.yaml").unlink()
+    published = read_knowledge_files(source)
+    target = write_mini_kb(tmp_path / "target")
+    edited = (target / "space-debris.yaml").read_text(encoding="utf-8") + "# a moderator's unreloaded edit\n"
+    (target / "space-debris.yaml").write_text(edited, encoding="utf-8")
+    removed = (target / "moon.yaml").read_text(encoding="utf-8")
+
+    write_knowledge_files(target, published)
+
+    [kept] = (target / REPLACED_DIR).iterdir()
+    assert (kept / "space-debris.yaml").read_text(encoding="utf-8") == edited
+    assert (kept / "moon.yaml").read_text(encoding="utf-8") == removed
+    assert sorted(p.name for p in kept.iterdir()) == ["moon.yaml", "space-debris.yaml"]  # not the unchanged ones
+    assert read_knowledge_files(target) == published  # neither published again nor loaded
+    assert load_knowledge(target).knowledge.version == load_knowledge(source).knowledge.version  # type: ignore[union-attr]
+
+
+def test_only_the_newest_sets_of_replaced_texts_are_kept(tmp_path: Path) -> None:
+    knowledge = write_mini_kb(tmp_path / "knowledge")
+    for round_number in range(KEEP_REPLACED + 3):
+        write_knowledge_files(knowledge, {**read_knowledge_files(knowledge), "scope.md": f"Scope {round_number}.\n"})
+
+    kept = sorted((knowledge / REPLACED_DIR).iterdir())
+    assert len(kept) == KEEP_REPLACED
+    assert (kept[-1] / "scope.md").read_text(encoding="utf-8") == f"Scope {KEEP_REPLACED + 1}.\n"

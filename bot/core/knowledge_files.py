@@ -5,11 +5,19 @@ reload publishes the texts of its files, and every other process writes them int
 knowledge folder with :func:`write_knowledge_files` before reloading from it. Only the files the
 loader reads (``*.yaml`` and ``scope.md``) are part of the knowledge base; anything else in the
 folder (its README, a moderator's notes) is neither published nor touched.
+
+Nothing is lost when a publication replaces the files: a local edit that was never reloaded (or made
+while the bot was down) would otherwise vanish. Every text replaced or removed is kept first in
+``.replaced/<UTC time>/`` inside the folder (which the loader and publishing never read), the newest
+:data:`KEEP_REPLACED` sets of them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +27,8 @@ from bot.core.knowledge import SCOPE_FILE
 log = logging.getLogger(__name__)
 
 KNOWLEDGE_SUFFIX = ".yaml"
+REPLACED_DIR = ".replaced"
+KEEP_REPLACED = 10
 
 
 class UnsafeFileNameError(ValueError):
@@ -51,15 +61,17 @@ def write_knowledge_files(directory: Path, files: Mapping[str, str]) -> list[str
     if unsafe:
         raise UnsafeFileNameError(f"not knowledge file names: {', '.join(map(repr, sorted(unsafe)))}")
     directory.mkdir(parents=True, exist_ok=True)
-    touched = []
-    for name, text in sorted(files.items()):
-        if not _holds(directory / name, text):
-            atomic_write_text(directory / name, text)
-            touched.append(name)
     present = {p.name for p in directory.iterdir() if p.is_file() and is_knowledge_file_name(p.name)}
-    for name in sorted(present - set(files)):
+    rewritten = [name for name, text in sorted(files.items()) if not _holds(directory / name, text)]
+    removed = sorted(present - set(files))
+    kept = _keep_replaced(directory, [name for name in rewritten if name in present] + removed)
+    if kept is not None:
+        log.info("knowledge folder %s: the texts about to be replaced are kept in %s", directory, kept)
+    for name in rewritten:
+        atomic_write_text(directory / name, files[name])
+    for name in removed:
         (directory / name).unlink(missing_ok=True)
-        touched.append(name)
+    touched = rewritten + removed
     if touched:
         fsync_dir(directory)
         log.info("knowledge folder %s: %d file(s) written or removed", directory, len(touched))
@@ -71,3 +83,18 @@ def _holds(path: Path, text: str) -> bool:
         return path.read_bytes() == text.encode("utf-8")
     except FileNotFoundError:
         return False
+
+
+def _keep_replaced(directory: Path, names: list[str]) -> Path | None:
+    """Copy these files into a new ``.replaced/<UTC time>/`` folder; drop the oldest beyond KEEP_REPLACED."""
+    if not names:
+        return None
+    root = directory / REPLACED_DIR
+    folder = root / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(directory / name, folder / name)
+    fsync_dir(folder)
+    for old in sorted(p for p in root.iterdir() if p.is_dir())[:-KEEP_REPLACED]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder

@@ -230,7 +230,19 @@ class SpaceBotBase(commands.Bot):
         log.info("connected as %s (%s) to %d guilds", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
     # -- shutdown ---------------------------------------------------------------------------
+    def _stop_waiting_for_guilds(self) -> None:
+        """discord.py's READY handler waits ``guild_ready_timeout`` for more guilds, then dispatches
+        "ready" through ``self.loop``, which ``close()`` sets to MISSING: closing during that wait (an
+        engine that fails to load soon after connecting) left an AttributeError in a task nobody awaits.
+        The handler ends quietly when cancelled. (Private attributes: discord.py has no public way.)"""
+        state = self._connection
+        waiting = [getattr(state, "_ready_task", None), *getattr(state, "_ready_tasks", {}).values()]
+        for task in waiting:
+            if task is not None and not task.done():
+                task.cancel()
+
     async def close(self) -> None:
+        self._stop_waiting_for_guilds()
         await super().close()
         loading = self._engine_task
         if loading is not None and not loading.done() and loading is not asyncio.current_task():

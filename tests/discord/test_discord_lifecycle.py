@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import logging
 import os
@@ -180,6 +181,29 @@ async def test_bot_whose_engine_fails_to_load_closes_itself_and_keeps_the_reason
     assert isinstance(bot.engine_error, OSError) and "unreadable" in str(bot.engine_error)
     assert fake_discord.gateway.ws is None or fake_discord.gateway.ws.closed
     # no ERROR record either (the error_log fixture checks): the runner reports it, in one line
+
+
+async def test_a_bot_closed_while_discord_py_waits_for_its_guilds_never_dispatches_ready_afterwards(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    """discord.py's READY handler waits ``guild_ready_timeout`` for more guilds, then dispatches "ready"
+    on ``self.loop``, which ``close()`` has set to MISSING by then: an AttributeError in a task nobody
+    awaits (seen in a CI run as "Task exception was never retrieved"). The bot cancels that wait when
+    it closes; the fixtures fail the test on the error or the unhandled task exception."""
+    def slowly_failing_loader(s: DiscordSettings) -> Engine:
+        time.sleep(0.3)  # in the loader's thread: READY and the guild arrive meanwhile
+        raise OSError("index folder is unreadable")
+
+    bot = create_bot(make_settings(tmp_path), engine_loader=slowly_failing_loader, guild_ready_timeout=0.6)
+    try:
+        await bot.login("fake-token")
+        await asyncio.wait_for(bot.connect(reconnect=True), 10)  # the engine fails at once: the bot closes
+    finally:
+        await bot.close()
+    await asyncio.sleep(0.8)  # past the guild wait: an uncancelled READY handler dispatches now
+    gc.collect()
+
+    assert bot.is_closed()
 
 
 async def test_run_whose_engine_fails_to_load_returns_1_with_one_stderr_line(
