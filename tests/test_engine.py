@@ -436,3 +436,19 @@ def test_any_question_gets_a_valid_json_serializable_answer(property_engine: Eng
         assert answer.passages == () and answer.lead == ""
     data = answer.to_dict()
     assert json.loads(json.dumps(data, ensure_ascii=False)) == data
+
+
+def test_a_question_just_answered_gives_its_vector_again_without_encoding_it(tmp_path: Path) -> None:
+    """Grouping an unanswered question with similar ones needs its vector: the answer path's is reused."""
+    write_mini_kb(tmp_path / "knowledge")
+    encoder = FakeEncoder()
+    engine = Engine.open(make_settings(tmp_path), encoder)
+    engine.answer("how do i bake sourdough bread")
+    encoded = encoder.encoded
+
+    vector = engine.question_vector("how do i bake sourdough bread")
+
+    assert encoder.encoded == encoded
+    np.testing.assert_array_equal(vector, encoder.encode(["how do i bake sourdough bread"])[0])
+    engine.question_vector("Who signed the Artemis Accords first?")  # never asked: encoded now
+    assert encoder.encoded == encoded + 2  # the check's own encode above, then this one

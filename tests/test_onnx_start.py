@@ -113,3 +113,18 @@ def test_the_faster_session_runs_lone_texts_and_the_other_is_retimed_now_and_the
     assert picks[:4] == [True, True, False, False]  # each session timed, its warm-up run not counted
     assert picks[4:].count(True) == 2  # re-timed once in every EXPLORE_EVERY runs
     assert picks[-1] is False
+
+
+@pytest.mark.skipif(intra_op_threads() < 2, reason="one core: there is only the one-thread session")
+def test_a_lone_question_while_another_encode_runs_takes_one_thread_and_times_nothing(
+    bundled_model: ResolvedModel, cache: Path  # noqa: F811
+) -> None:
+    encoder = load_onnx_encoder(bundled_model, cache, quantize=True)
+    alone = encoder.encode([TEXTS[0]])
+    encoder._running = 1  # what a concurrent encode (a micro-batch, a gap being grouped) holds
+
+    crowded = encoder.encode([TEXTS[0]])
+
+    assert encoder._one_core is not None and encoder._faster._runs == 1  # not picked, not timed
+    np.testing.assert_array_equal(crowded, alone)
+    assert encoder._running == 1  # its own count released

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.core.cache import AnswerCache, cache_key
+from bot.core.cache import AnswerCache, VectorCache, cache_key
 from bot.core.config import EngineSettings
 from bot.core.embedding import Encoder, dictionary_words
 from bot.core.encoders import load_encoder
@@ -42,6 +42,7 @@ from bot.core.pipeline import answer_in_context
 from bot.core.snapshot import Snapshot, knowledge_diff
 from bot.core.store import IndexUnusableError, StoredIndex, current_snapshot_name, load_current, open_or_build
 from bot.core.stored_index import snapshot_folders
+from bot.core.understand import understand
 
 if TYPE_CHECKING:
     from bot.core.batching import MicroBatcher
@@ -75,6 +76,7 @@ class Engine:
         self.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="spacebot-engine")
         self._reload_lock = threading.Lock()
         self._cache = AnswerCache(settings.cache_size)
+        self._vectors = VectorCache()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._batcher: MicroBatcher | None = None
 
@@ -195,7 +197,15 @@ class Engine:
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.encoder.dimension), dtype=np.float32)
-        return self.encoder.encode(texts, batch_size=max(1, len(texts)))
+        vectors = self.encoder.encode(texts, batch_size=max(1, len(texts)))
+        self._vectors.put_many(texts, vectors)
+        return vectors
+
+    def question_vector(self, question: str) -> np.ndarray:
+        """The vector the answer path gave ``question`` (as it read it): reused if encoded lately."""
+        text = understand(str(question), self._snapshot.retriever.lexical).text
+        recent = self._vectors.get(text)
+        return recent if recent is not None else self._encode([text])[0]
 
     async def answer_async(self, question: str, k: int | None = None, context: Sequence[str] = ()) -> Answer:
         """Answer on the engine's executor; concurrent questions share one encoder call."""

@@ -103,8 +103,7 @@ class BotStorage:
         engine = self._engine()
         if engine is None:
             return None
-        vectors = await asyncio.to_thread(engine.encoder.encode, [question], batch_size=1)
-        return vectors[0]
+        return await asyncio.to_thread(engine.question_vector, question)
 
     async def close(self) -> None:
         """Let a start that is still opening the database finish (a migration cut short would leave its
