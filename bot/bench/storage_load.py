@@ -164,12 +164,12 @@ async def _measure(engine: Engine, questions: list[str], plan: StoragePlan, url:
 
 
 def _recorder(engine: Engine, storage: Storage, queue: WriteQueue) -> AnswerRecorder:
-    """The recorder as the Discord shell builds it: gaps get the question's vector, computed off the loop."""
+    """The recorder as the Discord shell builds it: gaps get the question's vector off the loop, the one
+    the answer path computed when the engine still holds it."""
     from bot.storage import AnswerRecorder
 
     async def vectorize(question: str) -> np.ndarray:
-        vectors = await asyncio.to_thread(engine.encoder.encode, [question], batch_size=1)
-        return np.asarray(vectors[0])
+        return await asyncio.to_thread(engine.question_vector, question)
 
     return AnswerRecorder(storage, queue, vectorize=vectorize)
 

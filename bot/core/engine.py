@@ -8,6 +8,7 @@ knowledge files do not validate.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import statistics
@@ -203,6 +204,9 @@ class Engine:
 
     def question_vector(self, question: str) -> np.ndarray:
         """The vector the answer path gave ``question`` (as it read it): reused if encoded lately."""
+        recent = self._vectors.get(question)  # most questions are encoded as asked: no need to read them again
+        if recent is not None:
+            return recent
         text = understand(str(question), self._snapshot.retriever.lexical).text
         recent = self._vectors.get(text)
         return recent if recent is not None else self._encode([text])[0]
@@ -214,9 +218,7 @@ class Engine:
         if cached is not None:
             self._latencies.append(0.0)
             return replace(cached, question=question, latency_ms=0.0)
-        import asyncio  # here, with the batcher: ``spacebot ask`` never needs an event loop
-
-        from bot.core.batching import MicroBatcher
+        from bot.core.batching import MicroBatcher  # here: ``spacebot ask`` never needs it
 
         loop = asyncio.get_running_loop()
         if self._batcher is None or self._batcher.loop is not loop:
@@ -254,8 +256,6 @@ class Engine:
             return report
 
     async def reload(self, actor: str | None = None) -> ReloadReport:
-        import asyncio
-
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.reload_sync, actor)
 
     def refresh_if_changed_sync(self) -> bool:
@@ -281,8 +281,6 @@ class Engine:
         return True
 
     async def refresh_if_changed(self) -> bool:
-        import asyncio
-
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.refresh_if_changed_sync)
 
     def _swap(self, snapshot: Snapshot, build: BuildReport, actor: str | None) -> None:

@@ -2,9 +2,10 @@
 
 ``AnswerRecorder.observe(answer, guild_id)`` is all a shell calls after answering: it queues the
 writes and returns at once (the question's vector, for grouping gaps, is computed in the background
-write too). Counts are added up in memory and written together by one queued write: under load, one
-transaction per counter instead of one per answer (the storage bench measured each transaction's
-cost on the answers being computed meanwhile). ``record_answer`` does the same writes awaited, for
+write too). Counts are added up and gaps collected in memory, and one queued write stores everything
+observed until it runs, in one transaction: under load, one transaction for many answers instead of
+one or two per answer (the storage bench measured each transaction's cost on the answers being
+computed meanwhile). ``record_answer`` does the same writes awaited, for
 one-shot commands (``spacebot ask``).
 """
 
@@ -21,13 +22,16 @@ import numpy as np
 from bot.core.models import Answer
 from bot.storage.errors import StorageError, describe
 from bot.storage.queue import WriteQueue
-from bot.storage.records import GapReason, Outcome
+from bot.storage.records import CountKey, GapReason, NewGap, Outcome
 from bot.storage.storage import Storage
 
 log = logging.getLogger(__name__)
 
 Vectorize = Callable[[str], Awaitable[Sequence[float] | np.ndarray | None]]
-CountKey = tuple[Outcome, int | None, str | None]  # outcome, guild id, lead topic
+PendingGap = tuple[Answer, int | None, GapReason]  # the answer, its guild id, why it is a gap
+# A queued write waits this long before taking its batch: answers asked one after another share a
+# transaction instead of each paying one while the next is being computed.
+COALESCE_SECONDS = 0.25
 TopicTitle = Callable[[str], str]
 # Declines that are only counted: their texts are not worth keeping (greetings, other subjects, bare follow-ups).
 COUNTED_ONLY = ("not_a_question", "out_of_scope", "not_understood")
@@ -70,45 +74,50 @@ class AnswerRecorder:
 
     def __init__(
         self, storage: Storage, queue: WriteQueue, *, low_confidence: float | None = None,
-        vectorize: Vectorize | None = None, topic_title: TopicTitle | None = None,
+        vectorize: Vectorize | None = None, topic_title: TopicTitle | None = None, coalesce: float = COALESCE_SECONDS,
     ) -> None:
         self._storage = storage
         self._queue = queue
+        self._coalesce = coalesce
         self._low_confidence = _threshold(storage, low_confidence)
         self._vectorize = vectorize
         self._topic_title = topic_title
         self._counts: Counter[CountKey] = Counter()  # not yet taken by a queued write
-        self._counts_queued = False
+        self._gaps: list[PendingGap] = []
+        self._queued = False
 
     def observe(self, answer: Answer, guild_id: int | None) -> None:
         try:
-            storage = self._storage
             self._counts[(outcome_of(answer), guild_id, _lead_topic(answer))] += 1
-            if not self._counts_queued:  # else the queued write takes this count too
-                self._counts_queued = self._queue.submit("question counts", self._count_write())
             reason = gap_reason(answer, self._low_confidence)
             if reason is not None:
-                vectorize, topic_title = self._vectorize, self._topic_title
-                self._queue.submit(f"gap {reason}", lambda: _store_gap(
-                    storage, answer, guild_id, reason, vectorize=vectorize, topic_title=topic_title
-                ))
+                self._gaps.append((answer, guild_id, reason))
+            if not self._queued:  # else the queued write takes this answer too
+                self._queued = self._queue.submit("answer records", self._write())
         except Exception:  # recording must never cost the user the answer
             log.exception("could not queue the answer's records")
 
-    def _count_write(self) -> Callable[[], Awaitable[None]]:
-        """One write of every count observed until it runs; a retry writes only the counters not yet written."""
-        taken: Counter[CountKey] | None = None
+    def _write(self) -> Callable[[], Awaitable[None]]:
+        """One write of every answer observed until it runs; a retry writes the same batch (the failed
+        transaction wrote nothing), its vectors computed once."""
+        taken: tuple[Counter[CountKey], list[NewGap]] | None = None
 
         async def write() -> None:
             nonlocal taken
             if taken is None:
-                taken, self._counts, self._counts_queued = self._counts, Counter(), False
-            while taken:
-                (outcome, guild_id, topic), n = next(iter(taken.items()))
-                await self._storage.count_question(outcome, guild_id, topic, n=n)
-                del taken[(outcome, guild_id, topic)]
+                await asyncio.sleep(self._coalesce)
+                counts, pending = self._counts, self._gaps
+                self._counts, self._gaps, self._queued = Counter(), [], False
+                taken = counts, [await self._new_gap(*gap) for gap in pending]
+            await self._storage.record_answers(*taken)
 
         return write
+
+    async def _new_gap(self, answer: Answer, guild_id: int | None, reason: GapReason) -> NewGap:
+        return NewGap(
+            answer.question, reason, guild_id=guild_id, topics=gap_topics(answer, self._topic_title),
+            vector=await _vector(answer.question, self._vectorize), confidence=answer.confidence,
+        )
 
 
 def _lead_topic(answer: Answer) -> str | None:

@@ -19,6 +19,19 @@ REPORT_STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
 GAP_REASONS: tuple[GapReason, ...] = get_args(GapReason)
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 ANSWER_MENTIONS: tuple[AnswerMentions, ...] = get_args(AnswerMentions)
+CountKey = tuple[Outcome, int | None, str | None]  # outcome, guild id, lead topic
+
+
+@dataclass(frozen=True)
+class NewGap:
+    """A question the bot could not answer well, to store (see ``Storage.record_answers``)."""
+
+    question: str
+    reason: GapReason
+    guild_id: int | None = None
+    topics: tuple[str, ...] = ()
+    vector: Any = None  # the encoder's vector (a sequence of floats), or None: grouped by words only
+    confidence: float | None = None
 
 
 def _jsonable(value: Any) -> Any:

@@ -34,12 +34,14 @@ from bot.storage.grouping import DEFAULT_THRESHOLD, group_gaps
 from bot.storage.publishing import Publication, PublicationInfo
 from bot.storage.records import (
     REPORT_KINDS,
+    CountKey,
     FeedbackReport,
     FeedbackVote,
     GapGroup,
     GapReason,
     GuildSettings,
     Heartbeat,
+    NewGap,
     Outcome,
     PurgeReport,
     ReportStatus,
@@ -212,6 +214,19 @@ class Storage:
                                    confidence=confidence, now=now),
             "record the gap",
         )
+
+    async def record_answers(self, counts: Mapping[CountKey, int], new_gaps: Sequence[NewGap] = ()) -> None:
+        """Add question counts and store gaps in one transaction: the recorder's batch of answers."""
+        now = self._now()
+
+        async def write(session: AsyncSession) -> None:
+            for (outcome, guild_id, topic), n in counts.items():
+                await gaps.add_count(session, outcome, guild_id=guild_id, topic=topic, day=now.date(), n=n)
+            for gap in new_gaps:
+                await gaps.add_gap(session, gap.question, guild_id=gap.guild_id, reason=gap.reason, topics=gap.topics,
+                                   vector=gap.vector, confidence=gap.confidence, now=now)
+
+        await self._run(write, "record the answers")
 
     async def count_question(
         self, outcome: Outcome, guild_id: int | None = None, topic: str | None = None, n: int = 1

@@ -131,4 +131,4 @@ async def test_database_down_the_question_is_still_answered_and_a_click_says_not
     logged = caplog.get_records("setup") + caplog.records  # the database is opened while the bot starts
     warnings = [r for r in logged if "database unavailable" in r.getMessage()]
     assert len(warnings) == 1
-    assert error_log.take(r"storage write question counts not recorded")
+    assert error_log.take(r"storage write answer records not recorded")

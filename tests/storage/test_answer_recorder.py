@@ -12,6 +12,7 @@ import pytest
 from bot.core.models import Answer, Passage, RankedPassage, Source
 from bot.storage import AnswerRecorder, Storage, StorageUnavailableError, WriteQueue, record_answer
 from bot.storage.recorder import gap_reason
+from bot.storage.records import NewGap
 from tests.storage.support import FakeClock, closed_port, storage_settings
 
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -93,9 +94,9 @@ async def test_observing_answers_with_the_database_down_never_raises_nor_waits(
     for _ in range(50):  # a plain function: it cannot await the database, and it must not raise
         recorder.observe(declined("not_covered"), 7)
         recorder.observe(answered(), 7)
-    assert queue.stats.submitted == 51  # 50 gaps, and the 100 counts in one write
+    assert queue.stats.submitted == 1  # the 100 answers, 50 gaps among them, in one write
     assert await queue.drain(within=120)
-    assert queue.stats.failed == 51 and queue.stats.written == 0
+    assert queue.stats.failed == 1 and queue.stats.written == 0
     assert "not recorded" in caplog.text
     await queue.close(grace=1)
     await storage.close()
@@ -118,30 +119,40 @@ async def test_counts_observed_before_the_writer_runs_go_in_one_write(storage: S
     await queue.close(grace=1)
 
 
-class CountsFailingOnce:
-    """Stands in for Storage's counter: the first out_of_scope count fails, as a database dropping out would."""
+class RecordsFailingOnce:
+    """Stands in for Storage: the first transaction fails, as a database dropping out would."""
 
     def __init__(self) -> None:
-        self.written: list[tuple[str, int | None, str | None, int]] = []
+        self.batches: list[tuple[dict[object, int], list[str]]] = []
         self.failed = False
 
-    async def count_question(self, outcome: str, guild_id: int | None, topic: str | None, n: int = 1) -> None:
-        if outcome == "out_of_scope" and not self.failed:
+    async def record_answers(self, counts: dict[object, int], new_gaps: list[NewGap]) -> None:
+        if not self.failed:
             self.failed = True
             raise StorageUnavailableError("the database went away")
-        self.written.append((outcome, guild_id, topic, n))
+        self.batches.append((dict(counts), [gap.question for gap in new_gaps]))
 
 
-async def test_a_retried_count_write_writes_only_the_counters_not_yet_written() -> None:
-    counts = CountsFailingOnce()
+async def test_a_retried_write_stores_the_same_batch_once_with_its_vectors_computed_once() -> None:
+    storage = RecordsFailingOnce()
+    encoded: list[str] = []
+
+    async def counting_vectorize(question: str) -> np.ndarray:
+        encoded.append(question)
+        return await vectorize(question)
+
     queue = WriteQueue(attempts=2, backoff=0.001)
-    recorder = AnswerRecorder(counts, queue, low_confidence=0.6)  # type: ignore[arg-type]
+    recorder = AnswerRecorder(storage, queue, low_confidence=0.6, vectorize=counting_vectorize)  # type: ignore[arg-type]
     for _ in range(3):
         recorder.observe(answered(), 7)
-    recorder.observe(declined("out_of_scope", "Who won the World Cup?"), 7)
+    recorder.observe(declined("not_covered"), 7)
     recorder.observe(declined("out_of_scope", "Who won the World Cup?"), 7)
     assert await queue.drain(within=30)
 
-    assert counts.written == [("answered", 7, "russia-iss", 3), ("out_of_scope", 7, None, 2)]
+    assert storage.batches == [(
+        {("answered", 7, "russia-iss"): 3, ("not_covered", 7, None): 1, ("out_of_scope", 7, None): 1},
+        ["How much did JWST cost?"],
+    )]
+    assert encoded == ["How much did JWST cost?"]
     assert (queue.stats.retried, queue.stats.written, queue.stats.failed) == (1, 1, 0)
     await queue.close(grace=1)
