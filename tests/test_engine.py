@@ -117,6 +117,66 @@ def test_engine_sharing_the_index_picks_up_a_snapshot_made_by_another(tmp_path: 
     assert follower.answer("FCC five-year deorbit rule").lead == NEW_TEXT
 
 
+class PickupPausingLock:
+    """The engine's reload lock, pausing the thread named "pickup" right after its first look at the
+    lock (whether it asks if a reload runs, or takes the lock), until told to go on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.paused, self.go_on = threading.Event(), threading.Event()
+
+    def _pause_the_pickup(self) -> None:
+        if threading.current_thread().name == "pickup" and not self.paused.is_set():
+            self.paused.set()
+            self.go_on.wait(WAIT)
+
+    def locked(self) -> bool:
+        result = self._lock.locked()
+        self._pause_the_pickup()
+        return result
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        acquired = self._lock.acquire(blocking, timeout)
+        self._pause_the_pickup()
+        return acquired
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def test_a_pickup_racing_a_local_reload_never_swaps_in_again_what_the_reload_made(tmp_path: Path) -> None:
+    """The watcher's pickup checked the shared pointer and "is a reload running?" outside the reload
+    lock: a local reload could run in between, and the pickup then swapped in, as another process's,
+    the very snapshot that reload had just made. The moderator's reload must be the last word."""
+    knowledge_dir = write_mini_kb(tmp_path / "knowledge")
+    settings = make_settings(tmp_path)
+    builder, engine = Engine.open(settings, FakeEncoder()), Engine.open(settings, FakeEncoder())
+    _edit_kb(knowledge_dir)
+    assert builder.reload_sync("another process's moderator").ok  # the shared pointer moves
+    lock = PickupPausingLock()
+    engine._reload_lock = lock  # type: ignore[assignment]
+
+    pickup = threading.Thread(target=engine.refresh_if_changed_sync, name="pickup")
+    pickup.start()
+    assert lock.paused.wait(WAIT)
+    reload = threading.Thread(target=engine.reload_sync, args=("moderator",))
+    reload.start()
+    reload.join(2)  # with the fix the pickup holds the lock: this reload waits for it
+    lock.go_on.set()
+    pickup.join(WAIT)
+    reload.join(WAIT)
+
+    assert not pickup.is_alive() and not reload.is_alive()
+    assert engine.last_reload_by == "moderator"
+    assert engine.answer("FCC five-year deorbit rule").lead == NEW_TEXT
+
+
 # -- reloading --------------------------------------------------------------------------------------
 
 
