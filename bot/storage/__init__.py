@@ -10,7 +10,7 @@ from bot.storage.config import StorageSettings
 from bot.storage.errors import FeedbackNotFoundError, StorageError, StorageUnavailableError
 from bot.storage.guild_cache import GuildSettingsCache
 from bot.storage.queue import QueueStats, WriteQueue
-from bot.storage.recorder import AnswerRecorder, purge_periodically, record_answer
+from bot.storage.recorder import AnswerRecorder
 from bot.storage.records import (
     REPORT_KINDS,
     VOTE_KINDS,
@@ -45,6 +45,4 @@ __all__ = [
     "StorageUnavailableError",
     "VoteResult",
     "WriteQueue",
-    "purge_periodically",
-    "record_answer",
 ]

@@ -5,14 +5,12 @@ writes and returns at once (the question's vector, for grouping gaps, is compute
 write too). Counts are added up and gaps collected in memory, and one queued write stores everything
 observed until it runs, in one transaction: under load, one transaction for many answers instead of
 one or two per answer (the storage bench measured each transaction's cost on the answers being
-computed meanwhile). ``record_answer`` does the same writes awaited, for
-one-shot commands (``spacebot ask``).
+computed meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 
 from bot.core.models import Answer
-from bot.storage.errors import StorageError, describe
+from bot.storage.errors import describe
 from bot.storage.queue import WriteQueue
 from bot.storage.records import CountKey, GapReason, NewGap, Outcome
 from bot.storage.storage import Storage
@@ -56,17 +54,6 @@ def gap_topics(answer: Answer, topic_title: TopicTitle | None = None) -> tuple[s
         return tuple(answer.suggestions)
     slugs = dict.fromkeys(ranked.passage.topic for ranked in answer.passages)
     return tuple(topic_title(slug) if topic_title else slug for slug in slugs)
-
-
-async def record_answer(
-    storage: Storage, answer: Answer, guild_id: int | None, *, low_confidence: float | None = None,
-    vectorize: Vectorize | None = None, topic_title: TopicTitle | None = None,
-) -> None:
-    """Count the answer and store its gap, if it is one; raises StorageError when the database fails."""
-    await _count(storage, answer, guild_id)
-    reason = gap_reason(answer, _threshold(storage, low_confidence))
-    if reason is not None:
-        await _store_gap(storage, answer, guild_id, reason, vectorize=vectorize, topic_title=topic_title)
 
 
 class AnswerRecorder:
@@ -128,21 +115,6 @@ def _threshold(storage: Storage, low_confidence: float | None) -> float:
     return storage.settings.gap_confidence if low_confidence is None else low_confidence
 
 
-async def _count(storage: Storage, answer: Answer, guild_id: int | None) -> None:
-    await storage.count_question(outcome_of(answer), guild_id, _lead_topic(answer))
-
-
-async def _store_gap(
-    storage: Storage, answer: Answer, guild_id: int | None, reason: GapReason, *,
-    vectorize: Vectorize | None, topic_title: TopicTitle | None,
-) -> None:
-    vector = await _vector(answer.question, vectorize)
-    await storage.record_gap(
-        answer.question, reason, guild_id=guild_id, topics=gap_topics(answer, topic_title), vector=vector,
-        confidence=answer.confidence,
-    )
-
-
 async def _vector(question: str, vectorize: Vectorize | None) -> Sequence[float] | np.ndarray | None:
     """The question's vector, or None (the gap is then grouped by its words only)."""
     if vectorize is None:
@@ -152,17 +124,3 @@ async def _vector(question: str, vectorize: Vectorize | None) -> Sequence[float]
     except Exception as exc:  # an encoder failure must not lose the gap itself
         log.warning("could not encode a gap question for grouping: %s", describe(exc))
         return None
-
-
-async def purge_periodically(storage: Storage, every: dt.timedelta = dt.timedelta(hours=6)) -> None:
-    """Delete question texts past SPACEBOT_RETENTION_DAYS now and every ``every``; run it as a task, cancel it."""
-    while True:
-        try:
-            report = await storage.purge_older_than()
-        except StorageError as exc:
-            log.warning("retention: could not delete old question texts (next try in %s): %s", every, describe(exc))
-        else:
-            if report.gaps_purged or report.reports_anonymised:
-                log.info("retention: %d gap texts and %d reports' texts deleted",
-                         report.gaps_purged, report.reports_anonymised)
-        await asyncio.sleep(every.total_seconds())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bot.core.models import Answer, Passage, RankedPassage, Source
-from bot.storage import AnswerRecorder, Storage, StorageUnavailableError, WriteQueue, record_answer
+from bot.storage import AnswerRecorder, Storage, StorageUnavailableError, WriteQueue
 from bot.storage.recorder import gap_reason
 from bot.storage.records import NewGap
 from tests.storage.support import FakeClock, closed_port, storage_settings
@@ -81,8 +81,11 @@ async def test_a_failing_encoder_still_records_the_gap_without_a_vector(storage:
     async def broken_encoder(question: str) -> np.ndarray:
         raise RuntimeError("encoder unavailable")
 
-    await record_answer(storage, declined("not_covered"), 7, vectorize=broken_encoder)
+    queue = WriteQueue(backoff=0.001)
+    AnswerRecorder(storage, queue, vectorize=broken_encoder, coalesce=0).observe(declined("not_covered"), 7)
+    assert await queue.drain(within=30)
     assert [g.question for g in await storage.gap_groups(LONG_AGO)] == ["How much did JWST cost?"]
+    await queue.close(grace=1)
 
 
 async def test_observing_answers_with_the_database_down_never_raises_nor_waits(
