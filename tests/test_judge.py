@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -9,10 +10,14 @@ import numpy as np
 import pytest
 
 from bot.core.calibration import best_threshold
-from bot.core.judge import FEATURES, MODEL_FILE, JudgeModel, LinearModel
+from bot.core.judge import FEATURES, MODEL_FILE, JudgeModel, LinearModel, premise_supported
+from bot.core.models import Passage, Premise, Source
+from bot.core.premise import PremiseFinding
 from bot.core.prototypes import Correction
+from bot.core.retrieval import Candidate
 from bot.core.scope import parse_scope
 from bot.core.stemming import stem
+from bot.core.understand import Query
 
 
 def test_the_shipped_judge_model_loads_and_says_what_it_was_fitted_on() -> None:
@@ -95,3 +100,37 @@ def test_the_shipped_scope_lists_covered_and_not_covered_subjects() -> None:
                                                 ("iss", "iss"), ("uses", "uses"), ("launched", "launch")])
 def test_stem_strips_common_suffixes_but_keeps_short_words(word: str, expected: str) -> None:
     assert stem(word) == expected
+
+
+def _passage(passage_id: str, kind: str, text: str) -> Passage:
+    source = Source("Example News", "A headline", "https://example.org/a")
+    return Passage(passage_id, "Title", text, dt.date(2025, 1, 1), source, "topic", Path("topic.yaml"), kind=kind)
+
+
+def _query(asked: str) -> Query:
+    return Query(asked=asked, text=asked, time=None, past=True, kind="other", presupposes="event", claim=asked,
+                 small_talk=False, task=False, content_terms=())
+
+
+def _covering_all() -> np.ndarray:
+    features = np.zeros(len(FEATURES))
+    features[FEATURES.index("coverage_lead")] = 1.0
+    return features
+
+
+@pytest.mark.parametrize(("kind", "supports"), [("event", True), ("background", False), ("plan", False)])
+def test_only_an_event_passage_can_confirm_that_what_a_question_takes_for_granted_happened(
+    kind: str, supports: bool
+) -> None:
+    lead = _passage("p1", kind, "India flew its first Gaganyaan crew in 2025.")
+    candidates = [Candidate(0, lead, 1.0, 0.9)]
+    query = _query("What did the Gaganyaan crew do on the first flight?")
+    assert premise_supported(query, candidates, _covering_all(), 0.5) is supports
+
+
+def test_a_correction_on_the_best_passage_is_known_to_come_from_the_lead() -> None:
+    lead, other = _passage("lead", "plan", "Text."), _passage("other", "plan", "Text.")
+    candidates = [Candidate(0, lead, 1.0, 0.9), Candidate(1, other, 0.5, 0.5)]
+    premise = Premise(False, "No.", dt.date(2025, 1, 1))
+    assert PremiseFinding(premise, lead, 0.9).from_lead(candidates)
+    assert not PremiseFinding(premise, other, 0.9).from_lead(candidates)

@@ -12,6 +12,7 @@ from bot.core.understand import (
     defined_subject,
     is_small_talk,
     presupposes_an_event,
+    presupposition,
     question_kind,
     sanitize,
     searched_text,
@@ -76,6 +77,8 @@ def test_status_and_time_questions_are_not_definitions(text: str) -> None:
     "how did the ISS crash", "after russia left the iss, who runs it?", "Why was Artemis II cancelled?",
     "what did the artemis 2 crew find when they landed on the moon",
     "since nasa's budget got slashed to 18.8 billion, which missions got axed?",
+    "what did the crew see during the first crewed Chang'e landing?",
+    "who keeps the moon rocks that china brought back",
 ])
 def test_questions_that_take_an_event_for_granted_presuppose_it(text: str) -> None:
     assert presupposes_an_event(text)
@@ -84,6 +87,7 @@ def test_questions_that_take_an_event_for_granted_presuppose_it(text: str) -> No
 @pytest.mark.parametrize("text", [
     "When is Russia leaving the ISS?", "When did Russia say it would leave the ISS?",
     "When did Roscosmos announce the new station?", "Is Russia still on the ISS?",
+    "Which missions launched to the Moon in 2024?", "what did NASA say about the heat shield",
 ])
 def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None:
     assert not presupposes_an_event(text)
@@ -116,3 +120,15 @@ def test_requests_for_a_task_are_recognised(text: str) -> None:
                                   "When is Russia leaving the ISS?", "write down when the ISS ends"])
 def test_questions_are_not_taken_for_task_requests(text: str) -> None:
     assert not asks_for_a_task(text)
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("how many people are working on the gateway right now", "state"),
+    ("who runs roscosmos these days", "state"),
+    ("what is Bridenstine doing as head of NASA", "still"),
+    ("Is Russia still on the ISS?", "still"),
+    ("When did Japan sign the ILRS?", "event"),
+    ("What is the Outer Space Treaty?", None),
+])
+def test_a_present_state_or_a_role_held_now_is_taken_for_granted(text: str, kind: str | None) -> None:
+    assert presupposition(text) == kind

@@ -122,29 +122,37 @@ def best_threshold(probabilities: np.ndarray, y: np.ndarray, wrong_cost: float) 
     return float(candidates[int(np.argmin(costs))])
 
 
-def correction_scores(engine: Engine, seen: Observations, name_weight: float) -> np.ndarray:
-    """The best correction's score per question (nan where nothing could contradict it)."""
+def correction_scores(engine: Engine, seen: Observations, name_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """The best correction's score per question (nan where nothing could contradict it), and whether
+    that correction is on the best passage (which then cannot support the premise it denies)."""
     snapshot = engine.snapshot
-    scores = []
+    scores, from_lead = [], []
     for query, vector, candidates in seen.retrieved:
         finding = best_correction(query, vector, candidates, snapshot.storylines, snapshot.evidence.prototypes,
                                   name_weight=name_weight)
         scores.append(finding.similarity if finding else np.nan)
-    return np.array(scores)
+        from_lead.append(finding is not None and finding.from_lead(candidates))
+    return np.array(scores), np.array(from_lead)
+
+
+def open_to_doubt(seen: Observations, from_lead: np.ndarray, support_cut: float) -> np.ndarray:
+    """Where a correction may apply: unless the best passage states what the question takes for granted."""
+    coverage = seen.features[:, FEATURES.index("coverage_lead")]
+    return ~(seen.lead_supports & ~from_lead & (coverage >= support_cut))
 
 
 def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> tuple[float, float, float, float]:
     """(name weight, score threshold, support cut, minimum confidence): the rule that flags false
     premises best on the tuning set, a wrongly flagged true premise (or an uncovered question answered
     with a correction) costing WRONG_ANSWER_COST missed ones."""
-    coverage = seen.features[:, FEATURES.index("coverage_lead")]
     best, best_cost = (0.0, 1.0, 1.01, 0.0), float("inf")
     for weight in NAME_WEIGHTS:
-        scores = np.nan_to_num(correction_scores(engine, seen, weight), nan=-1.0)
+        raw, from_lead = correction_scores(engine, seen, weight)
+        scores = np.nan_to_num(raw, nan=-1.0)
         for floor, cut in itertools.product(PREMISE_CONFIDENCES, SUPPORT_CUTS):
-            open_to_doubt = ~(seen.lead_supports & (coverage >= cut)) & (confidence >= floor)
+            doubted = open_to_doubt(seen, from_lead, cut) & (confidence >= floor)
             for threshold in np.unique(scores[scores > -1.0]):
-                flagged = open_to_doubt & (scores >= threshold)
+                flagged = doubted & (scores >= threshold)
                 cost = np.sum(seen.false_premise & ~flagged) + WRONG_ANSWER_COST * np.sum(flagged & ~seen.false_premise)
                 if cost < best_cost:
                     best, best_cost = (weight, float(threshold), cut, floor), float(cost)
@@ -167,9 +175,8 @@ def fit_judge(engine: Engine, questions: Sequence[Question], source: str) -> Jud
     domain = fit_linear(seen.features, seen.in_domain, wrong_cost=1.0)
     confidence = np.array([answerable.probability(x) for x in seen.features])
     name_weight, premise, support, floor = fit_premise(engine, seen, confidence)
-    coverage = seen.features[:, FEATURES.index("coverage_lead")]
-    scores = np.nan_to_num(correction_scores(engine, seen, name_weight), nan=-1.0)
-    corrected = (scores >= premise) & ~(seen.lead_supports & (coverage >= support))
+    raw, from_lead = correction_scores(engine, seen, name_weight)
+    corrected = (np.nan_to_num(raw, nan=-1.0) >= premise) & open_to_doubt(seen, from_lead, support)
     confident = confidence >= floor
     plan_rule = rule_pays(seen.plan_flag & confident, seen, corrected)
     membership_rule = rule_pays(seen.membership_flag & confident, seen, corrected | (seen.plan_flag & plan_rule))

@@ -42,7 +42,7 @@ FEATURES = (
 EXAMPLE_GROUPS = ("answerable", "not_covered", "out_of_scope")
 KNN = 3
 TOP = 3
-SUPPORTING_KINDS = frozenset({"event", "background"})
+SUPPORTING_KINDS = frozenset({"event"})
 DENIAL = re.compile(r"\b(?:not|never|no longer|non-\w+|yet to|declined|refused)\b", re.IGNORECASE)
 FALLBACK_MIN_COSINE = 0.32  # the single-threshold rule this judge replaced
 @dataclass(frozen=True)
@@ -269,7 +269,8 @@ def find_premise(
     """The correction of what the question wrongly takes for granted, and the position to lead with."""
     finding = best_correction(query, claim_vector, candidates, storylines, evidence.prototypes,
                               name_weight=model.premise_name_weight)
-    if finding is not None and premise_supported(query, candidates, x, model.premise_support):
+    if finding is not None and not finding.from_lead(candidates) and premise_supported(
+            query, candidates, x, model.premise_support):
         finding = None
     if finding is None or finding.similarity < model.premise_min_similarity:
         finding = unfulfilled_plan(query, candidates, storylines) if model.plan_rule else None

@@ -35,6 +35,10 @@ class PremiseFinding:
     passage: Passage  # the passage whose correction applies: the current position to lead with
     similarity: float
 
+    def from_lead(self, candidates: Sequence[Candidate]) -> bool:
+        """The correction is on the best passage itself, which then cannot support what it denies."""
+        return bool(candidates) and candidates[0].passage.id == self.passage.id
+
 
 def best_correction(
     query: Query, claim_vector: np.ndarray | None, candidates: Sequence[Candidate], storylines: Storylines,

@@ -68,16 +68,27 @@ _PRESUPPOSING = re.compile(
     r"|\bwho\s+(?:replaced|succeeded)\b"
     # "what did the crew find when they landed on the Moon?"
     r"|\b(?:when|after|once)\s+(?:they|it|he|she|the\s+\w+)\s+(?:landed|launched|left|quit|joined|signed|"
-    r"crashed|returned|arrived|docked|withdrew)\b",
+    r"crashed|returned|arrived|docked|withdrew)\b"
+    # "what did the crew do on the first Gaganyaan flight?"
+    r"|\bwhat\s+did\s+(?:[\w'’-]+\s+){1,6}?(?:do|find|see|discover|learn|bring\s+back)\s+"
+    r"(?:on|during|at|in|from|after)\b"
+    # "the Mars rocks that NASA brought back"
+    r"|(?<=[\w'’]\s)(?:that|which)\s+(?:[\w'’-]+\s+){0,3}?(?:brought\s+back|returned|landed|launched|built|signed|joined|"
+    r"cancel(?:l)?ed|scrapped|abandoned|crashed|deorbited|retired|withdrew|quit|left)\b",
     re.IGNORECASE,
 )
 _STILL = re.compile(r"\bstill\b", re.IGNORECASE)
 _STATE = re.compile(
     r"^(?:so\s+)?(?:why|how come)\s+(?:is|are|does|do|isn't|aren't|doesn't|don't)\b"
     r"|\b(?:now that|since)\s+[\w'’ -]{2,40}?\s+(?:is|are|never|no longer|has|have)\b"
-    r"|\b(?:is|are)\s+(?:now\s+)?in force\b",
+    r"|\b(?:is|are)\s+(?:now\s+)?in force\b"
+    # a present state: "how many astronauts live on the Gateway right now?"
+    r"|\b(?:right\s+now|rn|these\s+days|nowadays|currently|at\s+the\s+moment|this\s+year|anymore|any\s+more)\b",
     re.IGNORECASE,
 )
+# "what is Raymond working on as head of the Space Force?" takes the role as still held.
+_ROLE = re.compile(r"\bas\s+(?:the\s+)?(?:head|chief|leader|administrator|director|commander|boss)\s+of\b",
+                   re.IGNORECASE)
 # "When did Roscosmos say it would leave?" presupposes the saying, which happened, not the leaving.
 _REPORTED = re.compile(
     r"\b(?:say|said|announce[ds]?|state[ds]?|claim(?:ed)?|suggest(?:ed)?|propose[ds]?|plan(?:ned)?|expect(?:ed)?|"
@@ -212,7 +223,7 @@ def claim_of(text: str) -> str:
 def presupposition(text: str) -> Presupposition | None:
     if presupposes_an_event(text):
         return "event"
-    if _STILL.search(text):
+    if _STILL.search(text) or _ROLE.search(text):
         return "still"
     if _STATE.search(text):
         return "state"
