@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.followup import choose, leans_on_context, plan, resolve
+from bot.core.followup import choose, is_fragment, leans_on_context, plan, points_back, resolve, without_opening
 from bot.core.models import Answer, Passage, RankedPassage, Source
 
 
@@ -132,3 +132,95 @@ def test_a_follow_up_landing_elsewhere_alone_takes_the_resolved_answer() -> None
     chosen = choose(follow, _answer(True, lead="treaty", topic="treaties"), _answer(True, lead="count", topic="ilrs"),
                     earlier)
     assert chosen.passages[0].passage.id == "count" and chosen.context_used is not None
+
+
+# --- issue 12: opening words, pointers that point at nothing, and declines that stand ---
+
+@pytest.mark.parametrize("text", [
+    "and when did Luna-25 launch?", "ok so what is the outer space treaty", "also, when did china test an asat weapon?",
+    "and which countries have joined the ilrs", "ok. who is jared isaacman", "but what is PAROS?",
+    "hey who is dmitry bakanov", "what about mars sample return, is it cancelled?",
+])
+def test_opening_words_before_a_question_asked_in_full_change_nothing(text: str) -> None:
+    assert not leans_on_context(text)
+    assert not leans_on_context(without_opening(text)), "the same question without its opening words"
+
+
+@pytest.mark.parametrize("text", ["and Brazil?", "what about starlab", "and the moon agreement?", "and space command?",
+                                  "ok so and Brazil?", "what about axiom's first module"])
+def test_opening_words_before_a_fragment_still_lean_on_the_conversation(text: str) -> None:
+    assert leans_on_context(text) and is_fragment(text)
+
+
+@pytest.mark.parametrize("text", ["is there liquid water on mars", "what's nasa's budget this year",
+                                  "what time is it in tokyo", "will it rain in paris this weekend",
+                                  "when did india do its anti satellite test", "who runs the agency these days"])
+def test_words_that_point_at_nothing_said_before_are_not_pointers(text: str) -> None:
+    assert not points_back(text)
+
+
+@pytest.mark.parametrize("text", ["who leads it now?", "how many countries have joined since?",
+                                  "what's their lander called", "did japan sign too?", "why did saudi arabia leave it"])
+def test_pointers_still_point_back(text: str) -> None:
+    assert points_back(text)
+
+
+def test_small_talk_after_opening_words_stays_small_talk_whatever_the_context() -> None:
+    follow = plan("also, thanks!", ["Who runs NASA?"])
+    assert follow.small_talk and not follow.dependent
+    alone = _answer(False, "out_of_scope")
+    assert choose(follow, alone, _answer(True, lead="resolved")) is alone
+    assert choose(plan("also, thanks!", []), alone, None) is alone
+
+
+def test_an_out_of_scope_question_saying_enough_keeps_its_decline_with_or_without_context() -> None:
+    """"what about the weather in houston tomorrow" was not_covered after a question and not_understood
+    without one; it is out of scope either way."""
+    text = "what about the weather in houston tomorrow"
+    alone = _answer(False, "out_of_scope")
+    assert choose(plan(text, ["Where is Space Command headquarters going?"]), alone,
+                  _answer(False, "not_covered")).decline_reason == "out_of_scope"
+    assert choose(plan(text, []), alone, None).decline_reason == "out_of_scope"
+    assert choose(plan("who made you", ["How much did NASA get?"]), alone,
+                  _answer(True, lead="budget")).decline_reason == "out_of_scope"
+
+
+def test_an_out_of_scope_reading_of_a_pointing_question_still_reads_the_context() -> None:
+    follow = plan("why did it fail", ["What happened to Luna-25?"])
+    chosen = choose(follow, _answer(False, "out_of_scope"), _answer(True, lead="luna-25-cause"))
+    assert chosen.passages[0].passage.id == "luna-25-cause" and chosen.context_used is not None
+
+
+def _answer_about(lead: str, topic: str, aliases: tuple[str, ...]) -> Answer:
+    passage = Passage(id=lead, title=lead, text="t.", date=dt.date(2024, 1, 1), topic=topic, file=Path("t.yaml"),
+                      source=Source("P", "T", "https://example.org"), aliases=aliases)
+    return Answer(question="q", answered=True, lead="t.", passages=(RankedPassage(passage, 1.0),), history=(),
+                  suggestions=(), kb_version="v")
+
+
+def test_a_short_question_naming_what_its_own_answer_is_about_keeps_it() -> None:
+    follow = plan("and when is starlab going up", ["How many countries have signed the Artemis Accords?"])
+    assert follow.dependent  # one content word: short enough to be a follow-up
+    alone = _answer_about("starlab-launch", "commercial-stations", ("Starlab", "Voyager"))
+    chosen = choose(follow, alone, _answer(True, lead="accords-count", topic="accords"),
+                    _answer(True, lead="accords-count", topic="accords"))
+    assert chosen is alone
+
+
+def test_a_short_question_naming_nothing_its_answer_is_about_reads_the_context() -> None:
+    follow = plan("who was on board?", ["When did Artemis II launch?"])
+    alone = _answer_about("iss-crew", "iss", ("ISS", "Expedition 1"))
+    chosen = choose(follow, alone, _answer(True, lead="artemis-ii-crew", topic="artemis"),
+                    _answer(True, lead="artemis-ii-launch", topic="artemis"))
+    assert chosen.passages[0].passage.id == "artemis-ii-crew"
+
+
+def test_a_long_nameless_question_declined_alone_keeps_its_decline() -> None:
+    follow = plan("and how many people have ever walked on the moon in total", ["When will the ILRS be built?"])
+    chosen = choose(follow, _answer(False, "not_covered"), _answer(True, lead="ilrs-schedule"))
+    assert chosen.decline_reason == "not_covered" and chosen.context_used is None
+
+
+def test_a_possessive_country_is_swapped_for_the_earlier_one() -> None:
+    assert resolve("and china's?", "What happened in Russia's anti-satellite test?") == (
+        "What happened in china's anti-satellite test?")
