@@ -98,6 +98,8 @@ def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None
     ("What is the ISS, in simple terms?", "ISS"),
     ("I don't know what PAROS is", "PAROS"),
     ("explain Mars Sample Return to me", "Mars Sample Return"),
+    ("ok and what is golden dome", "golden dome"),
+    ("ok, so what is PAROS?", "PAROS"),
 ])
 def test_the_defined_subject_is_read_out_of_any_phrasing(text: str, subject: str) -> None:
     assert defined_subject(text) == subject

@@ -31,7 +31,7 @@ SMALL_TALK = word_set(
     "anything something commands command start can much gm gn tysm np brb"
 )
 _DEFINITION = re.compile(
-    r"^(?:so\s+|and\s+|ok\s+|hey\s+|sorry\s+|quick question:?\s+|noob question:?\s+)?(?:"
+    r"^(?:(?:so|and|ok|okay|hey|sorry|also|well|quick question:?|noob question:?)[\s,]+)*(?:"
     r"what'?s\s+the\s+deal\s+with\s+(?:the\s+)?(?P<x6>.+?)"
     r"|(?:what|wat|wut|waht)(?:\s+(?:exactly\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+)?"
     r"(?:the\s+|an?\s+)?"
