@@ -134,3 +134,10 @@ def test_a_correction_on_the_best_passage_is_known_to_come_from_the_lead() -> No
     premise = Premise(False, "No.", dt.date(2025, 1, 1))
     assert PremiseFinding(premise, lead, 0.9).from_lead(candidates)
     assert not PremiseFinding(premise, other, 0.9).from_lead(candidates)
+
+
+def test_the_threshold_minimizes_the_cost_averaged_over_cross_validation_runs() -> None:
+    y = np.array([1, 0])
+    steady, shaken = np.array([0.3, 0.2]), np.array([0.6, 0.7])
+    assert best_threshold(shaken, y, wrong_cost=3.0) == 0.5  # one run alone: accept both
+    assert best_threshold(np.vstack([steady, shaken]), y, wrong_cost=3.0) == 0.3  # mean cost 1.5 at 0.3

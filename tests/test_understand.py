@@ -67,6 +67,7 @@ def test_what_is_x_questions_are_definitions(text: str) -> None:
     "What is the latest on the Artemis Accords?", "what is the status of the gateway", "what is nasa's budget for 2026",
     "When is Russia leaving the ISS?", "what is the plan for the ISS after 2030",
     "Who is the head of Roscosmos?", "who's running nasa these days",
+    "What does NASA say about the ISS end date?", "what is the purpose of the 2026 budget cut",
 ])
 def test_status_and_time_questions_are_not_definitions(text: str) -> None:
     assert question_kind(text) == "other"
@@ -100,6 +101,12 @@ def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None
     ("explain Mars Sample Return to me", "Mars Sample Return"),
     ("ok and what is golden dome", "golden dome"),
     ("ok, so what is PAROS?", "PAROS"),
+    ("whats the point of the lunar gateway", "lunar gateway"),
+    ("can you explain what the liability convention is", "liability convention"),
+    ("what is meant by PAROS", "PAROS"),
+    ("What does the Outer Space Treaty say?", "Outer Space Treaty"),
+    ("what even is the ILRS", "ILRS"),
+    ("What is the US Deorbit Vehicle meant to do?", "US Deorbit Vehicle"),
 ])
 def test_the_defined_subject_is_read_out_of_any_phrasing(text: str, subject: str) -> None:
     assert defined_subject(text) == subject

@@ -31,17 +31,19 @@ SMALL_TALK = word_set(
     "anything something commands command start can much gm gn tysm np brb"
 )
 _DEFINITION = re.compile(
-    r"^(?:(?:so|and|ok|okay|hey|sorry|also|well|quick question:?|noob question:?)[\s,]+)*(?:"
+    r"^(?:(?:so|and|ok|okay|hey|sorry|also|well|like|briefly|basically|quick question:?|noob question:?)[\s,]+)*(?:"
     r"what'?s\s+the\s+deal\s+with\s+(?:the\s+)?(?P<x6>.+?)"
-    r"|(?:what|wat|wut|waht)(?:\s+(?:exactly\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+)?"
-    r"(?:the\s+|an?\s+)?"
-    r"(?P<x1>.+?)(?:\s+(?:all\s+)?about|\s+for|\s+supposed\s+to\s+be)?"
-    r"|what\s+(?:does|do)\s+(?P<x2>.+?)\s+(?:mean|stand\s+for|do|refer\s+to)"
+    r"|(?:what|wat|wut|waht)(?:\s+(?:exactly\s+|even\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+|even\s+)?"
+    r"(?:the\s+|an?\s+)?(?:(?:point|purpose|goal|aim|idea)\s+of\s+(?:the\s+|an?\s+)?)?"
+    r"(?P<x1>.+?)(?:\s+(?:all\s+)?about|\s+for|\s+(?:supposed|meant)\s+to\s+(?:be|do))?"
+    r"|what\s+(?:does|do)\s+(?:the\s+)?(?P<x2>.+?)\s+(?:mean|stand\s+for|do|refer\s+to|say|cover|involve)"
+    r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?explain\s+what\s+(?:the\s+|an?\s+)?(?P<x10>.+?)"
+    r"\s+(?:is|are)"
     r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?(?:explain|define|describe|summari[sz]e)\s+"
     r"(?:what\s+(?:is|are)\s+)?(?:the\s+|an?\s+)?(?P<x3>.+?)"
     r"|(?:tell\s+me|can\s+you\s+tell\s+me|could\s+you\s+tell\s+me)\s+(?:about|what)\s+(?:is\s+|are\s+)?"
     r"(?:the\s+|an?\s+)?(?P<x4>.+?)"
-    r"|(?:eli5|meaning\s+of|what\s+is\s+meant\s+by|(?:give\s+me\s+)?(?:a\s+)?(?:quick\s+)?(?:rundown|overview|primer)"
+    r"|(?:eli5|meaning\s+of|(?:give\s+me\s+)?(?:a\s+)?(?:quick\s+)?(?:rundown|overview|primer)"
     r"\s+(?:of|on))"
     r"\s*:?\s+(?:the\s+)?(?P<x5>.+?)"
     r"|(?P<x8>[^?]+?)\s*[,.;:?!-]*\s*what(?:'s|’s|\s+is|\s+are)\s+(?:it|that|this|they|those|these)(?:\s+(?:even|exactly))?"
@@ -49,6 +51,7 @@ _DEFINITION = re.compile(
     r")[\s,]*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me)?\s*[?.!]*$",
     re.IGNORECASE,
 )
+_MEANT_BY = re.compile(r"^meant\s+by\s+(?:the\s+)?", re.IGNORECASE)  # "what is meant by PAROS"
 # A definition asks what a thing is, not its state: these words turn "what is X" into a status question.
 _NOT_DEFINITION = word_set(
     "latest status current currently now today new newest next last plan plans date deadline schedule when cost "
@@ -185,7 +188,7 @@ def defined_subject(text: str) -> str | None:
     match = _DEFINITION.match(text.strip())
     if not match:
         return None
-    subject = next(value for value in match.groupdict().values() if value)
+    subject = _MEANT_BY.sub("", next(value for value in match.groupdict().values() if value))
     terms = [t for t in tokenize(subject) if t not in STOPWORDS]
     if not terms or len(terms) > MAX_DEFINED_TERMS or find_time_reference(text):
         return None
