@@ -107,6 +107,8 @@ def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None
     ("What does the Outer Space Treaty say?", "Outer Space Treaty"),
     ("what even is the ILRS", "ILRS"),
     ("What is the US Deorbit Vehicle meant to do?", "US Deorbit Vehicle"),
+    ("what can you tell me about the ISS", "ISS"),
+    ("what do you know about the moon agreement", "moon agreement"),
 ])
 def test_the_defined_subject_is_read_out_of_any_phrasing(text: str, subject: str) -> None:
     assert defined_subject(text) == subject
@@ -141,3 +143,15 @@ def test_questions_are_not_taken_for_task_requests(text: str) -> None:
 ])
 def test_a_present_state_or_a_role_held_now_is_taken_for_granted(text: str, kind: str | None) -> None:
     assert presupposition(text) == kind
+
+
+@pytest.mark.parametrize("text", ["how does this bot work", "how do I use you?", "what can you do?",
+                                  "what can this bot answer", "good morning everyone"])
+def test_questions_to_the_bot_about_itself_and_greetings_are_small_talk(text: str) -> None:
+    assert is_small_talk(text)
+
+
+@pytest.mark.parametrize("text", ["what do you know about the moon agreement", "how does the Artemis Accords work",
+                                  "what can you tell me about the ISS"])
+def test_questions_about_a_subject_addressed_to_the_bot_are_not_small_talk(text: str) -> None:
+    assert not is_small_talk(text)

@@ -28,7 +28,15 @@ SMALL_TALK = word_set(
     "hi hello hey hiya yo sup howdy greetings morning evening afternoon night good great nice cool awesome "
     "thanks thank thx ty cheers ok okay k kk lol lmao haha hahaha xd yes no yep nope yeah nah bye goodbye "
     "help bot bots test testing ping welcome wow hmm hm oh ah huh please sorry love like you're youre "
-    "anything something commands command start can much gm gn tysm np brb"
+    "anything something commands command start can much gm gn tysm np brb everyone everybody guys folks yall "
+    "y'all"
+)
+# Questions about the bot itself, answered with the help text: "how does this bot work?", "how do I use you?"
+_ABOUT_THE_BOT = re.compile(
+    r"^(?:so\s+|ok\s+|hey\s+)?(?:how\s+(?:does|do)\s+(?:this|the|you)(?:\s+bot)?\s+work"
+    r"|how\s+(?:do|can)\s+i\s+use\s+(?:this|you|the\s+bot)(?:\s+bot)?"
+    r"|what\s+(?:can|do)\s+(?:you|this\s+bot|the\s+bot)\s+(?:do|know|answer))\W*$",
+    re.IGNORECASE,
 )
 _DEFINITION = re.compile(
     r"^(?:(?:so|and|ok|okay|hey|sorry|also|well|like|briefly|basically|quick question:?|noob question:?)[\s,]+)*(?:"
@@ -41,7 +49,8 @@ _DEFINITION = re.compile(
     r"\s+(?:is|are)"
     r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?(?:explain|define|describe|summari[sz]e)\s+"
     r"(?:what\s+(?:is|are)\s+)?(?:the\s+|an?\s+)?(?P<x3>.+?)"
-    r"|(?:tell\s+me|can\s+you\s+tell\s+me|could\s+you\s+tell\s+me)\s+(?:about|what)\s+(?:is\s+|are\s+)?"
+    r"|(?:tell\s+me|(?:what\s+)?(?:can|could)\s+(?:you|u)\s+tell\s+me|what\s+do\s+(?:you|u)\s+know)\s+(?:about|what)\s+"
+    r"(?:is\s+|are\s+)?"
     r"(?:the\s+|an?\s+)?(?P<x4>.+?)"
     r"|(?:eli5|meaning\s+of|(?:give\s+me\s+)?(?:a\s+)?(?:quick\s+)?(?:rundown|overview|primer)"
     r"\s+(?:of|on))"
@@ -168,7 +177,7 @@ def is_small_talk(text: str, known: frozenset[str] = frozenset()) -> bool:
     knowledge base's words (``known``), also a short remark that is not a question and names nothing
     the knowledge base knows ("bruh", "nice one")."""
     terms = [t for t in tokenize(text) if t not in STOPWORDS and t not in SMALL_TALK]
-    if not terms:
+    if not terms or _ABOUT_THE_BOT.match(text.strip()):
         return True
     remark = "?" not in text and not _ASKING.search(text) and len(terms) <= MAX_REMARK_TERMS
     return bool(known) and remark and not any(t in known or stem(t) in known for t in terms)
