@@ -146,7 +146,7 @@ def test_a_present_state_or_a_role_held_now_is_taken_for_granted(text: str, kind
 
 
 @pytest.mark.parametrize("text", ["how does this bot work", "how do I use you?", "what can you do?",
-                                  "what can this bot answer", "good morning everyone"])
+                                  "what can this bot answer", "good evening folks"])
 def test_questions_to_the_bot_about_itself_and_greetings_are_small_talk(text: str) -> None:
     assert is_small_talk(text)
 
