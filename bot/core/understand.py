@@ -222,14 +222,17 @@ def presupposes_an_event(text: str) -> bool:
 
 
 _QUESTION_LEAD = re.compile(
-    r"^(?:so\s+|and\s+|but\s+)?(?:when|why|how|where)\s+(?:exactly\s+)?(?:did|was|were|had|has|have|is|are|does|do)\s+",
+    r"^(?:so\s+|and\s+|but\s+)?(?:(?:when|why|how|where)\s+(?:exactly\s+)?)?"
+    r"(?:did|was|were|had|has|have|is|are|does|do)\s+",
     re.IGNORECASE,
 )
+# "still" restates the presupposition, not the claim: "are Butch and Suni still on the ISS?" claims they are on it.
+_STILL_WORD = re.compile(r"\s+still\b", re.IGNORECASE)
 
 
 def claim_of(text: str) -> str:
     """The statement a question takes for granted: "When did Russia quit the ISS?" -> "Russia quit the ISS"."""
-    return _QUESTION_LEAD.sub("", text.strip().rstrip("?!. ")) or text
+    return _STILL_WORD.sub("", _QUESTION_LEAD.sub("", text.strip().rstrip("?!. "))) or text
 
 
 def presupposition(text: str) -> Presupposition | None:
