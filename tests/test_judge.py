@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core.calibration import best_threshold
-from bot.core.judge import FEATURES, MODEL_FILE, JudgeModel, LinearModel
+from bot.core.judge import FEATURES, KNN, MODEL_FILE, JudgeModel, LinearModel, nearest_mean
 from bot.core.prototypes import Correction
 from bot.core.scope import parse_scope
 from bot.core.stemming import stem
@@ -95,3 +97,12 @@ def test_the_shipped_scope_lists_covered_and_not_covered_subjects() -> None:
                                                 ("iss", "iss"), ("uses", "uses"), ("launched", "launch")])
 def test_stem_strips_common_suffixes_but_keeps_short_words(word: str, expected: str) -> None:
     assert stem(word) == expected
+
+
+@given(st.lists(st.floats(-1.0, 1.0, width=32), min_size=1, max_size=40), st.integers(0, 2**32 - 1))
+def test_the_mean_cosine_to_the_nearest_examples_is_numpys_mean_to_the_bit(cosines: list[float], seed: int) -> None:
+    """The judge was fitted on ndarray.mean's float32 value: the feature must not move by a bit."""
+    vector = np.random.default_rng(seed).standard_normal(8).astype(np.float32)
+    examples = np.outer(np.asarray(cosines, dtype=np.float32), vector) / np.float32(vector @ vector)
+    expected = float(np.sort(examples @ vector)[-KNN:].mean())
+    assert nearest_mean(examples.astype(np.float32), vector) == expected
