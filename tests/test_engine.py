@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from bot.core import engine as engine_module
 from bot.core.engine import Engine, KnowledgeError
 from bot.core.models import Answer
+from bot.core.pipeline import texts_to_encode
+from bot.core.understand import understand
 from tests.conftest import make_settings
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import (
@@ -512,3 +514,21 @@ def test_a_question_just_answered_gives_its_vector_again_without_encoding_it(tmp
     np.testing.assert_array_equal(vector, encoder.encode(["how do i bake sourdough bread"])[0])
     engine.question_vector("Who signed the Artemis Accords first?")  # never asked: encoded now
     assert encoder.encoded == encoded + 2  # the check's own encode above, then this one
+
+
+def test_the_vector_of_a_question_read_otherwise_than_asked_is_the_one_its_answer_encoded(tmp_path: Path) -> None:
+    """"can you explain the artemis accords" is searched as "What is artemis accords?": the vector given
+    back is that text's, the one the answer path encoded (so reused), not the wording's."""
+    write_mini_kb(tmp_path / "knowledge")
+    encoder = FakeEncoder()
+    engine = Engine.open(make_settings(tmp_path), encoder)
+    asked = "can you explain the artemis accords"
+    engine.answer(asked)
+    encoded = encoder.encoded
+
+    vector = engine.question_vector(asked)
+
+    searched = texts_to_encode(understand(asked, engine.snapshot.retriever.lexical))[0]
+    assert searched != asked
+    assert encoder.encoded == encoded
+    np.testing.assert_array_equal(vector, encoder.encode([searched])[0])

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core.calibration import best_threshold
-from bot.core.judge import FEATURES, MODEL_FILE, JudgeModel, LinearModel, premise_supported
+from bot.core.judge import FEATURES, KNN, MODEL_FILE, JudgeModel, LinearModel, nearest_mean, premise_supported
 from bot.core.models import Passage, Premise, Source
 from bot.core.premise import PremiseFinding
 from bot.core.prototypes import Correction
@@ -141,3 +143,12 @@ def test_the_threshold_minimizes_the_cost_averaged_over_cross_validation_runs() 
     steady, shaken = np.array([0.3, 0.2]), np.array([0.6, 0.7])
     assert best_threshold(shaken, y, wrong_cost=3.0) == 0.5  # one run alone: accept both
     assert best_threshold(np.vstack([steady, shaken]), y, wrong_cost=3.0) == 0.3  # mean cost 1.5 at 0.3
+
+
+@given(st.lists(st.floats(-1.0, 1.0, width=32), min_size=1, max_size=40), st.integers(0, 2**32 - 1))
+def test_the_mean_cosine_to_the_nearest_examples_is_numpys_mean_to_the_bit(cosines: list[float], seed: int) -> None:
+    """The judge was fitted on ndarray.mean's float32 value: the feature must not move by a bit."""
+    vector = np.random.default_rng(seed).standard_normal(8).astype(np.float32)
+    examples = np.outer(np.asarray(cosines, dtype=np.float32), vector) / np.float32(vector @ vector)
+    expected = float(np.sort(examples @ vector)[-KNN:].mean())
+    assert nearest_mean(examples.astype(np.float32), vector) == expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,28 @@ def test_a_big_int8_batch_runs_one_text_per_run_in_parallel_with_the_same_vector
     batched = int8_encoder.encode(texts, batch_size=len(texts))
     assert int8_encoder._runners is not None  # the texts ran side by side, one per core
     np.testing.assert_array_equal(batched, one_by_one)  # and none moved another's vector
+
+
+@pytest.mark.skipif(intra_op_threads() < 2, reason="one core: there is only the one-thread session")
+def test_a_question_and_its_claim_run_one_on_the_calling_thread_one_beside_it_with_the_same_vectors(
+    int8_encoder: OnnxEncoder, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Two int8 texts (a question and the claim it takes for granted): the calling thread encodes one
+    itself instead of waiting for two pool threads to wake."""
+    texts = TEXTS[:2]
+    one_by_one = np.vstack([int8_encoder.encode([text]) for text in texts])
+    threads: list[int] = []
+    encode_batch = int8_encoder._encode_batch
+
+    def noting_the_thread(encodings: list[object], session: object) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return encode_batch(encodings, session)
+
+    monkeypatch.setattr(int8_encoder, "_encode_batch", noting_the_thread)
+    together = int8_encoder.encode(texts, batch_size=len(texts))
+
+    assert len(threads) == 2 and threads.count(threading.get_ident()) == 1
+    np.testing.assert_array_equal(together, one_by_one)
 
 
 @pytest.mark.skipif(intra_op_threads() < 2, reason="one core: there is only the one-thread session")

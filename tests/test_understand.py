@@ -30,6 +30,12 @@ def test_sanitize_removes_control_characters_and_collapses_space() -> None:
     assert sanitize("When\x00 is\x1b  Russia\u200b\tleaving?") == "When is Russia leaving?"
 
 
+@pytest.mark.parametrize("control", [chr(code) for code in (*range(32), 127) if chr(code) not in "\t\n"])
+def test_sanitize_spaces_an_ascii_control_in_plain_ascii_text_as_in_any_other(control: str) -> None:
+    assert sanitize(f"When{control}is it?") == "When is it?"
+    assert sanitize(f"Où{control}est-il?") == "Où est-il?"
+
+
 def test_sanitize_caps_the_length() -> None:
     assert len(sanitize("a" * (MAX_QUESTION_CHARS * 2))) == MAX_QUESTION_CHARS
 

@@ -167,11 +167,9 @@ def _recorder(engine: Engine, storage: Storage, queue: WriteQueue) -> AnswerReco
     """The recorder as the Discord shell builds it: gaps get the question's vector off the loop, the one
     the answer path computed when the engine still holds it."""
     from bot.storage import AnswerRecorder
+    from bot.storage.recorder import vectorize_with
 
-    async def vectorize(question: str) -> np.ndarray:
-        return await asyncio.to_thread(engine.question_vector, question)
-
-    return AnswerRecorder(storage, queue, vectorize=vectorize)
+    return AnswerRecorder(storage, queue, vectorize=vectorize_with(lambda: engine))
 
 
 async def _answer_path(engine: Engine, question: str, recorder: AnswerRecorder | None) -> float:

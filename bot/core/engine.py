@@ -39,7 +39,7 @@ from bot.core.models import (
     TopicSummary,
     ValidationIssue,
 )
-from bot.core.pipeline import answer_in_context
+from bot.core.pipeline import answer_in_context, question_text
 from bot.core.snapshot import Snapshot, knowledge_diff
 from bot.core.store import IndexUnusableError, StoredIndex, current_snapshot_name, load_current, open_or_build
 from bot.core.stored_index import snapshot_folders
@@ -207,7 +207,7 @@ class Engine:
         recent = self._vectors.get(question)  # most questions are encoded as asked: no need to read them again
         if recent is not None:
             return recent
-        text = understand(str(question), self._snapshot.retriever.lexical).text
+        text = question_text(understand(str(question), self._snapshot.retriever.lexical))
         recent = self._vectors.get(text)
         return recent if recent is not None else self._encode([text])[0]
 

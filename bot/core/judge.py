@@ -152,13 +152,15 @@ class Evidence:
         """The feature vector, in the order of ``FEATURES``."""
         top = list(candidates[:TOP])
         terms = list(dict.fromkeys(query.content_terms))
-        unknown_terms = np.array([stem(t) not in self.known_stems for t in terms], dtype=bool)
+        term_stems = [stem(t) for t in terms]
+        unknown_terms = [s not in self.known_stems for s in term_stems]
         # A word the knowledge base never uses weighs as a word no passage has.
-        weights = np.array([self.unknown_idf if out else self.lexical.idf(t)
-                            for t, out in zip(terms, unknown_terms, strict=True)], dtype=np.float64)
-        total = float(weights.sum()) or 1.0
-        coverages = [self._coverage(terms, weights, c.row) / total for c in top] or [0.0]
-        unknown = float(weights[unknown_terms].sum()) / total
+        weights = [self.unknown_idf if out else self.lexical.idf(t)
+                   for t, out in zip(terms, unknown_terms, strict=True)]
+        weight_array = np.array(weights, dtype=np.float64)  # numpy's sums, not Python's: the fitted values
+        total = float(weight_array.sum()) or 1.0
+        coverages = [self._coverage(term_stems, weights, c.row) / total for c in top] or [0.0]
+        unknown = float(weight_array[np.array(unknown_terms, dtype=bool)].sum()) / total
         scope_in, scope_out = self._scope(vector)
         lead = top[0] if top else None
         second = candidates[1].score if len(candidates) > 1 else 0.0
@@ -180,7 +182,7 @@ class Evidence:
             *self._neighbours(vector),
         ], dtype=np.float64)
 
-    def _unknown_names(self, terms: list[str], weights: np.ndarray, unknown_terms: np.ndarray, total: float) -> float:
+    def _unknown_names(self, terms: list[str], weights: list[float], unknown_terms: list[bool], total: float) -> float:
         """The weighted share of the question's words that are neither in the knowledge base nor ordinary
         words of the language ("jwst", "bitcoin"): names of things it does not cover. Slang and chatter
         ("bailing", "these days") are ordinary words and do not count."""
@@ -207,9 +209,9 @@ class Evidence:
             return [0.0] * len(EXAMPLE_GROUPS)
         return [nearest_mean(examples.get(group), vector) for group in EXAMPLE_GROUPS]
 
-    def _coverage(self, terms: list[str], weights: np.ndarray, row: int) -> float:
+    def _coverage(self, term_stems: list[str], weights: list[float], row: int) -> float:
         stems = self.row_stems[row]
-        return float(sum(w for t, w in zip(terms, weights, strict=True) if stem(t) in stems))
+        return float(sum(w for s, w in zip(term_stems, weights, strict=True) if s in stems))
 
     def _scope(self, vector: np.ndarray | None) -> tuple[float, float]:
         if vector is None:
@@ -237,8 +239,8 @@ def premise_supported(
 def nearest_mean(vectors: np.ndarray | None, vector: np.ndarray) -> float:
     if vectors is None or not len(vectors):
         return 0.0
-    similarities = vectors @ vector.ravel()
-    return float(np.sort(similarities)[-KNN:].mean())
+    nearest = np.sort(vectors @ vector.ravel())[-KNN:]
+    return float(nearest.sum() / len(nearest))  # ndarray.mean's value (float32 sum, one rounding), without its overhead
 
 
 def judge(

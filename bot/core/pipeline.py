@@ -66,7 +66,13 @@ def texts_to_encode(query: Query) -> list[str]:
     for one whose wording alone settles its decline."""
     if query.declined_as_asked is not None:
         return []
-    return [query.text, query.claim] if query.presupposes else [query.text]
+    text = question_text(query)
+    return [text, query.claim] if query.presupposes else [text]
+
+
+def question_text(query: Query) -> str:
+    """The text whose vector is the question's: what retrieval searches, as understood (typos fixed)."""
+    return query.text
 
 
 def answer_query(

@@ -50,21 +50,36 @@ def best_correction(
     organisations, people) the correction does not mention."""
     if not query.presupposes or claim_vector is None or not prototypes.corrections:
         return None
-    topics = {c.passage.topic for c in candidates[:NEARBY]}
+    rows = contradicting_rows(query, candidates, storylines, prototypes)
+    if not rows:
+        return None
     names = named_terms(query.asked)
-    similarities = prototypes.correction_vectors @ claim_vector.ravel()
-    best: PremiseFinding | None = None
-    for correction, cosine in zip(prototypes.corrections, similarities.tolist(), strict=True):
-        passage = correction.passage
-        if passage.topic not in topics or not storylines.is_head(passage):
-            continue
-        if _polarity(correction.sentence) not in CONTRADICTS[query.presupposes]:
-            continue
+    cosines = (prototypes.correction_vectors @ claim_vector.ravel())[rows].tolist()
+    best: tuple[Correction, float] | None = None  # the first of the most similar
+    for row, cosine in zip(rows, cosines, strict=True):
+        correction = prototypes.corrections[row]
         similarity = cosine - name_weight * (1.0 - _mentioned_share(names, correction))
-        if best is None or similarity > best.similarity:
-            note = f"No: as of {passage.date:%B %Y}, {_sentence_case(correction.sentence)}"
-            best = PremiseFinding(Premise(False, note, passage.date), passage, similarity)
-    return best
+        if best is None or similarity > best[1]:
+            best = correction, similarity
+    assert best is not None
+    correction, similarity = best
+    note = f"No: as of {correction.passage.date:%B %Y}, {_sentence_case(correction.sentence)}"
+    return PremiseFinding(Premise(False, note, correction.passage.date), correction.passage, similarity)
+
+
+def contradicting_rows(
+    query: Query, candidates: Sequence[Candidate], storylines: Storylines, prototypes: Prototypes
+) -> list[int]:
+    """The rows of the corrections that could contradict what the question takes for granted: current
+    ones (on a storyline's head) on the topics of the nearby passages, of the polarity its presupposition
+    calls for, in the order of ``prototypes.corrections``."""
+    assert query.presupposes is not None
+    wanted = CONTRADICTS[query.presupposes]
+    topics = {c.passage.topic for c in candidates[:NEARBY]}
+    nearby = sorted(row for topic in topics for row in prototypes.correction_rows.get(topic, ()))
+    corrections = prototypes.corrections
+    return [row for row in nearby
+            if storylines.is_head(corrections[row].passage) and _polarity(corrections[row].sentence) in wanted]
 
 
 def _polarity(sentence: str) -> str:

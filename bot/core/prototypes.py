@@ -66,6 +66,14 @@ class Prototypes:
     correction_vectors: np.ndarray  # of each correction's claim: the belief, stated positively
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # the judge's tuning questions, by group
 
+    @functools.cached_property
+    def correction_rows(self) -> dict[str, tuple[int, ...]]:
+        """The rows of ``corrections`` (and ``correction_vectors``) on each topic, in order."""
+        rows: dict[str, list[int]] = {}
+        for row, correction in enumerate(self.corrections):
+            rows.setdefault(correction.passage.topic, []).append(row)
+        return {topic: tuple(found) for topic, found in rows.items()}
+
     @classmethod
     def build(
         cls, knowledge: KnowledgeBase, encoder: Encoder, cache_dir: Path | None,

@@ -6,6 +6,7 @@ vocabulary but closely matches one that is ("roscomos") is replaced by it ("rosc
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -107,7 +108,10 @@ class LexicalIndex:
         self._alias_rows = {
             alias: (sorted(rows), math.log(1 + self._count / len(rows))) for alias, rows in aliases.items()
         }
-        self._alias_sizes = sorted({alias.count(" ") + 1 for alias in aliases})
+        sizes: dict[str, set[int]] = defaultdict(set)  # by first word: spans of other words are no alias
+        for alias in aliases:
+            sizes[alias.split(" ", 1)[0]].add(alias.count(" ") + 1)
+        self._alias_sizes = {first: sorted(found) for first, found in sizes.items()}
 
     def _postings_of(self, terms: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
         """Group the postings by term (rows ascending within a term) with each one's BM25 contribution."""
@@ -154,8 +158,8 @@ class LexicalIndex:
     def alias_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Passages whose aliases appear as whole words in the query, weighted by rarity."""
         scores = np.zeros(self._count, dtype=np.float32)
-        spans = {" ".join(query_tokens[i:i + size]) for size in self._alias_sizes
-                 for i in range(len(query_tokens) - size + 1)}
+        spans = {" ".join(query_tokens[i:i + size]) for i, token in enumerate(query_tokens)
+                 for size in self._alias_sizes.get(token, ()) if i + size <= len(query_tokens)}
         for alias in spans & self._alias_rows.keys():
             rows, weight = self._alias_rows[alias]
             scores[rows] += weight
@@ -205,6 +209,19 @@ def correct_query(question: str, lexical: LexicalIndex) -> str:
     return " ".join(fixed)
 
 
+@functools.cache
+def rrf_shares(weight: float, count: int) -> tuple[float, ...]:
+    """Reciprocal rank fusion: what ranks 1 to ``count`` of a ranking weighted ``weight`` add to a row's score."""
+    return tuple(weight / (RRF_K + rank) for rank in range(1, count + 1))
+
+
+def best_first(scores: dict[int, float]) -> list[int]:
+    """Rows by score, highest first; equal scores: lower row first."""
+    rows = sorted(scores)
+    rows.sort(key=scores.__getitem__, reverse=True)  # a stable sort: equal scores keep rows ascending
+    return rows
+
+
 def ranks_of(scores: np.ndarray, limit: int) -> list[int]:
     """Rows with a positive score, best first."""
     positive = np.flatnonzero(scores > 0)
@@ -241,10 +258,10 @@ class Retriever:
         words = tokenize(query_text)
         lexical_rows = ranks_of(self.lexical.bm25(expand_terms(t for t in words if t not in STOPWORDS)), pool)
         alias_rows = ranks_of(self.lexical.alias_scores(words), pool)
-        fused: dict[int, float] = defaultdict(float)
+        fused: dict[int, float] = {}
         for weight, ranked in ((DENSE_WEIGHT, dense_rows), (BM25_WEIGHT, lexical_rows), (ALIAS_WEIGHT, alias_rows)):
-            for rank, row in enumerate(ranked, start=1):
-                fused[row] += weight / (RRF_K + rank)
+            for row, share in zip(ranked, rrf_shares(weight, pool), strict=False):  # a ranking may be shorter
+                fused[row] = fused.get(row, 0.0) + share
         if time is not None:
             for row in list(fused):
                 if matches_time(self.passages[row], time):
@@ -253,12 +270,11 @@ class Retriever:
         if missing:
             similarities = self.vectors.vectors[missing] @ query_vector.ravel()
             dense_score.update(zip(missing, similarities.tolist(), strict=True))
-        ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
         dense_rank = {row: rank for rank, row in enumerate(dense_rows, start=1)}
         lexical_rank = {row: rank for rank, row in enumerate(lexical_rows, start=1)}
         return [
-            Candidate(row, self.passages[row], score, dense_score[row], dense_rank.get(row), lexical_rank.get(row))
-            for row, score in ordered
+            Candidate(row, self.passages[row], fused[row], dense_score[row], dense_rank.get(row), lexical_rank.get(row))
+            for row in best_first(fused)[:limit]
         ]
 
     def similarity(self, a: Passage, b: Passage) -> float:

@@ -31,6 +31,7 @@ _TIME_REFERENCE = re.compile(
     r"(?P<year>(?:19|20)\d\d)\b",
     re.IGNORECASE,
 )
+_YEAR = re.compile(r"(?:19|20)\d\d")
 _SINCE = re.compile(r"\b(?:since|ever since|after)\s+(?:(?:[a-z]+\.?)\s+)?(?:19|20)\d\d\b", re.IGNORECASE)
 _BARE_MONTH_YEAR = re.compile(
     r"\b(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?\s+(?P<year>(?:19|20)\d\d)\b",
@@ -85,6 +86,8 @@ class TimeReference:
 def find_time_reference(question: str) -> TimeReference | None:
     """The period a question asks about ("in July 2022", "back in 2021"), if any. "Since 2020" asks
     about everything from then to now, so it names no period."""
+    if not _YEAR.search(question):  # every pattern needs a year; most questions have none
+        return None
     question = _SINCE.sub(" ", question)
     match = _TIME_REFERENCE.search(question) or _BARE_MONTH_YEAR.search(question)
     if not match:

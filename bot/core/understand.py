@@ -5,6 +5,7 @@ Nothing here looks at the index; the result, a :class:`Query`, is what every lat
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -159,9 +160,19 @@ def sanitize(text: object) -> str:
     """Text every later stage can handle: valid Unicode, no control characters, single spaces."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    if text.isascii():  # most questions: no surrogates, and already in NFC
+        return " ".join(text.translate(_ASCII_CONTROLS).split())[:MAX_QUESTION_CHARS]
     text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\t\n" else " " for ch in text)
+    text = "".join(" " if _is_control(ch) else ch for ch in text)
     return " ".join(unicodedata.normalize("NFC", text).split())[:MAX_QUESTION_CHARS]
+
+
+def _is_control(ch: str) -> bool:
+    """Control, format, private-use and unassigned characters, but tabs and newlines (spaces to split on)."""
+    return unicodedata.category(ch)[0] == "C" and ch not in "\t\n"
+
+
+_ASCII_CONTROLS = {code: " " for code in range(128) if _is_control(chr(code))}
 
 
 def _has_surrogates(text: str) -> bool:
@@ -192,6 +203,7 @@ def question_kind(text: str) -> QuestionKind:
     return "definition" if defined_subject(text) is not None else "other"
 
 
+@functools.lru_cache(maxsize=256)  # follow-up planning and understanding both ask it of the same question
 def defined_subject(text: str) -> str | None:
     """X in "what is X?", "give me an overview of X", "I don't know what X is"; None if not a definition."""
     match = _DEFINITION.match(text.strip())

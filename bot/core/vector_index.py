@@ -149,14 +149,20 @@ class VectorIndex:
 def _exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every inner product, then the ``k`` best per query, best first (ties: lower row first)."""
     similarities = queries @ vectors.T
-    if k < similarities.shape[1]:
-        candidates = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+    best = [_best_rows(row, k) for row in similarities]
+    return np.array([scores for scores, _ in best]), np.array([rows for _, rows in best])
+
+
+def _best_rows(similarities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One query's ``k`` best scores and rows, best first (ties: lower row first)."""
+    if k < len(similarities):
+        candidates = np.argpartition(-similarities, k - 1)[:k]
+        candidates.sort()  # the stable order below keeps the lower row first on ties
     else:
-        candidates = np.broadcast_to(np.arange(similarities.shape[1]), similarities.shape)
-    candidates = np.sort(candidates, axis=1)  # stable order below keeps the lower row first on ties
-    scores = np.take_along_axis(similarities, candidates, axis=1)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1).astype(np.int64)
+        candidates = np.arange(len(similarities))
+    scores = similarities[candidates]
+    order = np.argsort(-scores, kind="stable")
+    return scores[order], candidates[order].astype(np.int64)
 
 
 @contextlib.contextmanager

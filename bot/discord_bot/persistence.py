@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
-
-import numpy as np
 
 from bot.core.engine import Engine
 from bot.core.models import Answer
@@ -28,6 +26,7 @@ from bot.storage import (
 )
 from bot.storage.errors import describe
 from bot.storage.knowledge_sync import KnowledgeSync
+from bot.storage.recorder import vectorize_with
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +45,10 @@ class BotStorage:
         self.storage = Storage(settings)
         self.queue = queue or WriteQueue()
         self.guild_settings = GuildSettingsCache(self.storage)
-        self.recorder = AnswerRecorder(self.storage, self.queue, vectorize=self._vectorize)
+        self.recorder = AnswerRecorder(self.storage, self.queue, vectorize=vectorize_with(engine))
         # Publishes this process's reloads and follows the others' (PostgreSQL); heartbeats on both backends.
         self.sync = KnowledgeSync(self.storage, engine)
         self.available = False  # True once the database opened; the storage retries by itself when it is not
-        self._engine = engine
         self._close_grace = close_grace
         self._opening: asyncio.Task[None] | None = None
         self._maintenance: set[asyncio.Task[Any]] = set()
@@ -98,12 +96,6 @@ class BotStorage:
         self._maintenance.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved here: a task whose caller was cancelled must not log "never retrieved"
-
-    async def _vectorize(self, question: str) -> Sequence[float] | np.ndarray | None:
-        engine = self._engine()
-        if engine is None:
-            return None
-        return await asyncio.to_thread(engine.question_vector, question)
 
     async def close(self) -> None:
         """Let a start that is still opening the database finish (a migration cut short would leave its

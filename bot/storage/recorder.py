@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -26,6 +27,14 @@ from bot.storage.storage import Storage
 log = logging.getLogger(__name__)
 
 Vectorize = Callable[[str], Awaitable[Sequence[float] | np.ndarray | None]]
+
+
+class QuestionVectors(Protocol):
+    """What gives a question's vector: the engine, which reuses the one its answer path computed."""
+
+    def question_vector(self, question: str) -> np.ndarray: ...
+
+
 PendingGap = tuple[Answer, int | None, GapReason]  # the answer, its guild id, why it is a gap
 # A queued write waits this long before taking its batch: answers asked one after another share a
 # transaction instead of each paying one while the next is being computed.
@@ -105,6 +114,19 @@ class AnswerRecorder:
             answer.question, reason, guild_id=guild_id, topics=gap_topics(answer, self._topic_title),
             vector=await _vector(answer.question, self._vectorize), confidence=answer.confidence,
         )
+
+
+def vectorize_with(engine: Callable[[], QuestionVectors | None]) -> Vectorize:
+    """Gaps' vectors from the current engine (``engine()``, None while there is none), computed off the
+    event loop: the shells' ``vectorize``."""
+
+    async def vectorize(question: str) -> np.ndarray | None:
+        current = engine()
+        if current is None:
+            return None
+        return await asyncio.to_thread(current.question_vector, question)
+
+    return vectorize
 
 
 def _lead_topic(answer: Answer) -> str | None:

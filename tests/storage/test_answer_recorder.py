@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import zlib
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from bot.core.models import Answer, Passage, RankedPassage, Source
 from bot.storage import AnswerRecorder, Storage, StorageUnavailableError, WriteQueue
-from bot.storage.recorder import gap_reason
+from bot.storage.recorder import gap_reason, vectorize_with
 from bot.storage.records import NewGap
 from tests.storage.support import FakeClock, closed_port, storage_settings
 
@@ -159,3 +160,27 @@ async def test_a_retried_write_stores_the_same_batch_once_with_its_vectors_compu
     assert encoded == ["How much did JWST cost?"]
     assert (queue.stats.retried, queue.stats.written, queue.stats.failed) == (1, 1, 0)
     await queue.close(grace=1)
+
+
+class RecordingEngine:
+    """An engine's ``question_vector`` that notes the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def question_vector(self, question: str) -> np.ndarray:
+        self.threads.append(threading.get_ident())
+        return np.full(4, len(question), dtype=np.float32)
+
+
+async def test_the_shells_vectorize_asks_the_current_engine_off_the_loop_and_gives_none_without_one() -> None:
+    engine = RecordingEngine()
+    current: list[RecordingEngine | None] = [None]
+    vectorize = vectorize_with(lambda: current[0])
+
+    assert await vectorize("why?") is None
+    current[0] = engine
+    vector = await vectorize("why?")
+
+    np.testing.assert_array_equal(vector, np.full(4, 4, dtype=np.float32))  # type: ignore[arg-type]
+    assert engine.threads and engine.threads[0] != threading.get_ident()
