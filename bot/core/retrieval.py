@@ -147,7 +147,7 @@ class LexicalIndex:
 
     def bm25(self, terms: Sequence[str]) -> np.ndarray:
         scores = np.zeros(self._count, dtype=np.float32)
-        for term in set(terms):
+        for term in sorted(set(terms)):  # a fixed order: float32 sums must not depend on the hash seed
             term_id = self._term_ids.get(term)
             if term_id is None:
                 continue
@@ -160,7 +160,7 @@ class LexicalIndex:
         scores = np.zeros(self._count, dtype=np.float32)
         spans = {" ".join(query_tokens[i:i + size]) for i, token in enumerate(query_tokens)
                  for size in self._alias_sizes.get(token, ()) if i + size <= len(query_tokens)}
-        for alias in spans & self._alias_rows.keys():
+        for alias in sorted(spans & self._alias_rows.keys()):
             rows, weight = self._alias_rows[alias]
             scores[rows] += weight
         return scores
