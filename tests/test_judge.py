@@ -110,7 +110,7 @@ def _passage(passage_id: str, kind: str, text: str) -> Passage:
 
 
 def _query(asked: str) -> Query:
-    return Query(asked=asked, text=asked, time=None, past=True, kind="other", presupposes="event", claim=asked,
+    return Query(asked=asked, text=asked, time=None, past=True, kind="other", presupposes="event",
                  small_talk=False, task=False, content_terms=())
 
 

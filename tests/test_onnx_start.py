@@ -91,10 +91,10 @@ def test_a_big_int8_batch_runs_one_text_per_run_in_parallel_with_the_same_vector
 
 
 @pytest.mark.skipif(intra_op_threads() < 2, reason="one core: there is only the one-thread session")
-def test_a_question_and_its_claim_run_one_on_the_calling_thread_one_beside_it_with_the_same_vectors(
+def test_two_texts_run_one_on_the_calling_thread_one_beside_it_with_the_same_vectors(
     int8_encoder: OnnxEncoder, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
-    """Two int8 texts (a question and the claim it takes for granted): the calling thread encodes one
+    """Two int8 texts (a follow-up and its resolved form): the calling thread encodes one
     itself instead of waiting for two pool threads to wake."""
     texts = TEXTS[:2]
     one_by_one = np.vstack([int8_encoder.encode([text]) for text in texts])

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from bot.core.understand import (
     MAX_QUESTION_CHARS,
     asks_for_a_task,
-    claim_of,
     defined_subject,
     is_small_talk,
     presupposes_an_event,
@@ -162,13 +161,3 @@ def test_questions_to_the_bot_about_itself_and_greetings_are_small_talk(text: st
                                   "what can you tell me about the ISS"])
 def test_questions_about_a_subject_addressed_to_the_bot_are_not_small_talk(text: str) -> None:
     assert not is_small_talk(text)
-
-
-@pytest.mark.parametrize(("text", "claim"), [
-    ("When did Russia quit the ISS?", "Russia quit the ISS"),
-    ("are butch and suni still stuck on the ISS?", "butch and suni stuck on the ISS"),
-    ("Is Rogozin still in charge of Roscosmos?", "Rogozin in charge of Roscosmos"),
-    ("why are the astronauts still stuck on tiangong", "the astronauts stuck on tiangong"),
-])
-def test_the_claim_is_the_statement_taken_for_granted_without_the_question_words(text: str, claim: str) -> None:
-    assert claim_of(text) == claim

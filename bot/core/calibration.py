@@ -59,15 +59,14 @@ def observe(engine: Engine, questions: Sequence[Question]) -> Observations:
     usable = [q for q in questions if not q.context and q.category not in ("not_a_question", "not_understood")]
     queries = [understand(q.text, snapshot.retriever.lexical) for q in usable]
     vectors = engine.encoder.encode([q.text or "?" for q in queries], batch_size=64)
-    claims = engine.encoder.encode([q.claim or "?" for q in queries], batch_size=64)
     rows, answerable, in_domain, retrieved, plan_flag, supports, members = [], [], [], [], [], [], []
-    for question, query, vector, claim in zip(usable, queries, vectors, claims, strict=True):
+    for question, query, vector in zip(usable, queries, vectors, strict=True):
         candidates = retrieve(snapshot.retriever, query, vector, engine.settings.top_k)
         rows.append(snapshot.evidence.features(query, vector, candidates))
         found = expectations.widen(question.expect) & {c.passage.id for c in candidates[:3]}
         answerable.append(1 if question.category in IN_SCOPE and found else -1 if question.category in IN_SCOPE else 0)
         in_domain.append(0 if question.category == "out_of_scope" else 1)
-        retrieved.append((query, claim, candidates))
+        retrieved.append((query, vector, candidates))
         plan_flag.append(unfulfilled_plan(query, candidates, snapshot.storylines) is not None)
         supports.append(premise_supported(query, candidates, rows[-1], 0.0))
         members.append(unsupported_membership(query, candidates, snapshot.storylines) is not None)

@@ -245,7 +245,7 @@ def nearest_mean(vectors: np.ndarray | None, vector: np.ndarray) -> float:
 
 def judge(
     query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate],
-    *, model: JudgeModel, evidence: Evidence, storylines: Storylines, claim_vector: np.ndarray | None = None,
+    *, model: JudgeModel, evidence: Evidence, storylines: Storylines,
 ) -> Verdict:
     if query.declined_as_asked is not None:
         return Verdict(False, 0.0, query.declined_as_asked)
@@ -254,7 +254,7 @@ def judge(
     x = evidence.features(query, vector, candidates)
     confidence = model.answerable.probability(x)
     if confidence >= model.premise_min_confidence:
-        premise = find_premise(query, candidates, x, claim_vector, model=model, evidence=evidence,
+        premise = find_premise(query, candidates, x, vector, model=model, evidence=evidence,
                                storylines=storylines)
         if premise is not None:
             return Verdict(True, confidence, None, *premise)
@@ -265,11 +265,11 @@ def judge(
 
 
 def find_premise(
-    query: Query, candidates: Sequence[Candidate], x: np.ndarray, claim_vector: np.ndarray | None,
+    query: Query, candidates: Sequence[Candidate], x: np.ndarray, vector: np.ndarray | None,
     *, model: JudgeModel, evidence: Evidence, storylines: Storylines,
 ) -> tuple[Premise, Passage] | None:
     """The correction of what the question wrongly takes for granted, and the position to lead with."""
-    finding = best_correction(query, claim_vector, candidates, storylines, evidence.prototypes,
+    finding = best_correction(query, vector, candidates, storylines, evidence.prototypes,
                               name_weight=model.premise_name_weight)
     if finding is not None and not finding.from_lead(candidates) and premise_supported(
             query, candidates, x, model.premise_support):

@@ -181,7 +181,7 @@ class OnnxEncoder:
                     self._runners = ThreadPoolExecutor(intra_op_threads(), thread_name_prefix="spacebot-encode")
             if len(batches) <= intra_op_threads():
                 # One text per core: the calling thread runs the first itself rather than wait for a pool
-                # thread to wake (a question and its claim: 2.4 ms instead of 2.7 ms, same vectors).
+                # thread to wake (a follow-up and its resolved form: 2.4 ms instead of 2.7 ms, same vectors).
                 others = [self._runners.submit(encode, rows, session) for rows in batches[1:]]
                 return iter([encode(batches[0], session), *(other.result() for other in others)])
             return self._runners.map(lambda rows: encode(rows, session), batches)

@@ -47,27 +47,20 @@ def _texts_of(follow_up: FollowUpPlan) -> list[str]:
 
 
 def answer_texts(snapshot: Snapshot, encode: Encode, texts: Sequence[str], k: int) -> list[Answer]:
-    """Understand every text, encode them (and the claims they take for granted) in one call, then
-    retrieve, judge and compose each."""
+    """Understand every text, encode them in one call, then retrieve, judge and compose each."""
     queries = [understand(text, snapshot.retriever.lexical) for text in texts]
     rows = encode([text for q in queries for text in texts_to_encode(q)])
     answers, row = [], 0
     for query in queries:
         vectors = rows[row:row + len(texts_to_encode(query))]
         row += len(vectors)
-        vector = vectors[0] if len(vectors) else None
-        claim = vectors[1] if len(vectors) > 1 else None
-        answers.append(answer_query(snapshot, query, vector, k, claim_vector=claim))
+        answers.append(answer_query(snapshot, query, vectors[0] if len(vectors) else None, k))
     return answers
 
 
 def texts_to_encode(query: Query) -> list[str]:
-    """The question, and for one that takes something for granted, that claim as a statement; nothing
-    for one whose wording alone settles its decline."""
-    if query.declined_as_asked is not None:
-        return []
-    text = question_text(query)
-    return [text, query.claim] if query.presupposes else [text]
+    """The question's text; nothing for one whose wording alone settles its decline."""
+    return [] if query.declined_as_asked is not None else [question_text(query)]
 
 
 def question_text(query: Query) -> str:
@@ -76,11 +69,11 @@ def question_text(query: Query) -> str:
 
 
 def answer_query(
-    snapshot: Snapshot, query: Query, vector: np.ndarray | None, k: int, *, claim_vector: np.ndarray | None = None
+    snapshot: Snapshot, query: Query, vector: np.ndarray | None, k: int
 ) -> Answer:
     candidates = retrieve(snapshot.retriever, query, vector, k)
     verdict = judge(query, vector, candidates, model=snapshot.judge_model, evidence=snapshot.evidence,
-                    storylines=snapshot.storylines, claim_vector=claim_vector)
+                    storylines=snapshot.storylines)
     if not verdict.answered:
         assert verdict.decline_reason is not None
         return decline(query.asked, verdict.decline_reason, candidates, snapshot, verdict.confidence)

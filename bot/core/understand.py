@@ -138,7 +138,6 @@ class Query:
     past: bool
     kind: QuestionKind
     presupposes: Presupposition | None  # what it takes for granted, so a false premise is possible
-    claim: str  # what it takes for granted, as a statement ("Russia quit the space station")
     small_talk: bool
     task: bool  # asks for a task (translate, write a poem, a joke, sums), not about space policy
     content_terms: tuple[str, ...]
@@ -233,20 +232,6 @@ def presupposes_an_event(text: str) -> bool:
     return bool(match) and not _REPORTED.search(text[match.start():])
 
 
-_QUESTION_LEAD = re.compile(
-    r"^(?:so\s+|and\s+|but\s+)?(?:(?:when|why|how|where)\s+(?:exactly\s+)?)?"
-    r"(?:did|was|were|had|has|have|is|are|does|do)\s+",
-    re.IGNORECASE,
-)
-# "still" restates the presupposition, not the claim: "are Butch and Suni still on the ISS?" claims they are on it.
-_STILL_WORD = re.compile(r"\s+still\b", re.IGNORECASE)
-
-
-def claim_of(text: str) -> str:
-    """The statement a question takes for granted: "When did Russia quit the ISS?" -> "Russia quit the ISS"."""
-    return _STILL_WORD.sub("", _QUESTION_LEAD.sub("", text.strip().rstrip("?!. "))) or text
-
-
 def presupposition(text: str) -> Presupposition | None:
     if presupposes_an_event(text):
         return "event"
@@ -268,7 +253,6 @@ def understand(question: object, lexical: LexicalIndex) -> Query:
         past=asks_about_the_past(asked),
         kind=question_kind(asked),
         presupposes=presupposition(asked),
-        claim=claim_of(asked),
         small_talk=is_small_talk(asked, lexical.vocabulary),
         task=asks_for_a_task(asked),
         content_terms=content_terms(searched),
