@@ -90,13 +90,13 @@ def plan(question: str, context: Sequence[str], known: Collection[str] = frozens
     rest = without_opening(question)
     dependent = leans_on_context(question)
     new_subject = bool(known) and any(t not in known for t in content_terms(question))
-    refers_back = dependent and points_back(rest)
+    pointing, dangling = points_back(rest), bool(_DANGLING_VERB.search(rest))
+    refers_back = dependent and pointing
     fragment = is_fragment(question)
-    says_enough = not refers_back and not _DANGLING_VERB.search(rest) and (
+    says_enough = not refers_back and not dangling and (
         len(content_terms(rest)) >= MAX_FRAGMENT_TERMS or bool(_ADDRESSED.search(rest)))
-    asked_in_full = not fragment and not points_back(rest) and not _DANGLING_VERB.search(rest) and bool(
-        _ASKS_IN_FULL.search(rest))
-    small_talk = is_small_talk(rest) and not _ASKS_IN_FULL.search(rest)
+    asked_in_full = not fragment and not pointing and not dangling and bool(_ASKS_IN_FULL.search(rest))
+    small_talk = _only_small_talk(rest)
     shape = {"fragment": fragment and not small_talk, "says_enough": says_enough, "asked_in_full": asked_in_full,
              "small_talk": small_talk}
     if not earlier:
@@ -131,12 +131,17 @@ def leans_on_context(question: str) -> bool:
     on nothing "when did Luna-25 launch?" would not lean on."""
     rest = without_opening(question)
     terms = content_terms(rest)
-    if len(terms) > MAX_FRAGMENT_TERMS + 1 or (is_small_talk(rest) and not _ASKS_IN_FULL.search(rest)):
+    if len(terms) > MAX_FRAGMENT_TERMS + 1 or _only_small_talk(rest):
         return False
     if names_its_own_subject(rest):
         return False
     leaning = is_fragment(question) or points_back(rest) or _DANGLING_VERB.search(rest)
     return bool(leaning) or len(terms) <= 1
+
+
+def _only_small_talk(rest: str) -> bool:
+    """What follows the opening words is small talk and asks nothing: "also, thanks!"."""
+    return is_small_talk(rest) and not _ASKS_IN_FULL.search(rest)
 
 
 def points_back(text: str) -> bool:

@@ -49,13 +49,10 @@ def _texts_of(follow_up: FollowUpPlan) -> list[str]:
 def answer_texts(snapshot: Snapshot, encode: Encode, texts: Sequence[str], k: int) -> list[Answer]:
     """Understand every text, encode them in one call, then retrieve, judge and compose each."""
     queries = [understand(text, snapshot.retriever.lexical) for text in texts]
-    rows = encode([text for q in queries for text in texts_to_encode(q)])
-    answers, row = [], 0
-    for query in queries:
-        vectors = rows[row:row + len(texts_to_encode(query))]
-        row += len(vectors)
-        answers.append(answer_query(snapshot, query, vectors[0] if len(vectors) else None, k))
-    return answers
+    encoded = [texts_to_encode(q) for q in queries]
+    vectors = iter(encode([text for own in encoded for text in own]))
+    return [answer_query(snapshot, query, next(vectors) if own else None, k)
+            for query, own in zip(queries, encoded, strict=True)]
 
 
 def texts_to_encode(query: Query) -> list[str]:
