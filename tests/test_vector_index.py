@@ -42,6 +42,15 @@ def test_numpy_search_puts_the_lower_row_first_on_a_tie() -> None:
     assert scores.tolist() == [[1.0, 1.0, 1.0]]
 
 
+
+def test_an_empty_batch_of_queries_gets_empty_rows_of_the_same_types_as_faiss() -> None:
+    index = VectorIndex(None, _unit_rows(4, 8, seed=3), "flat")
+    queries = np.zeros((0, 8), dtype=np.float32)
+    scores, rows = index.search(queries, 3)
+    expected_scores, expected_rows = index.as_faiss().search(queries, 3)  # type: ignore[attr-defined]
+    assert scores.shape == rows.shape == expected_scores.shape == (0, 3)
+    assert (scores.dtype, rows.dtype) == (expected_scores.dtype, expected_rows.dtype)
+
 def test_as_faiss_makes_the_faiss_index_from_the_vectors_when_asked() -> None:
     index = VectorIndex(None, _unit_rows(4, 8, seed=3), "flat")
     made = index.as_faiss()

@@ -150,7 +150,9 @@ def _exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.
     """Every inner product, then the ``k`` best per query, best first (ties: lower row first)."""
     similarities = queries @ vectors.T
     best = [_best_rows(row, k) for row in similarities]
-    return np.array([scores for scores, _ in best]), np.array([rows for _, rows in best])
+    shape = (len(best), min(k, similarities.shape[1]))  # kept for an empty batch of queries too
+    scores = np.array([scores for scores, _ in best], dtype=similarities.dtype).reshape(shape)
+    return scores, np.array([rows for _, rows in best], dtype=np.int64).reshape(shape)
 
 
 def _best_rows(similarities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
