@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.calibration import best_threshold
+from bot.core.calibration import best_cut, best_threshold, premise_cost
 from bot.core.judge import FEATURES, KNN, MODEL_FILE, JudgeModel, LinearModel, nearest_mean, premise_supported
 from bot.core.models import Passage, Premise, Source
 from bot.core.premise import PremiseFinding
@@ -152,3 +152,20 @@ def test_the_mean_cosine_to_the_nearest_examples_is_numpys_mean_to_the_bit(cosin
     examples = np.outer(np.asarray(cosines, dtype=np.float32), vector) / np.float32(vector @ vector)
     expected = float(np.sort(examples @ vector)[-KNN:].mean())
     assert nearest_mean(examples.astype(np.float32), vector) == expected
+
+
+def test_the_premise_cut_flags_false_premises_unless_a_wrongly_flagged_true_one_costs_more() -> None:
+    eligible = np.array([0.9, 0.8, 0.7, 0.6, -1.0])
+    false_premise = np.array([True, True, False, True, True])
+    # at 0.8: one missed at 0.6 and one unflaggable (-1); at 0.6: those minus one, plus a wrong flag (3)
+    assert best_cut(eligible, false_premise) == pytest.approx(0.8)
+    assert premise_cost(eligible, false_premise, 0.8) == 2.0
+    assert premise_cost(eligible, false_premise, 0.6) == 4.0
+
+
+def test_the_premise_cut_flags_nothing_when_every_flag_would_be_wrong() -> None:
+    eligible = np.array([0.9, 0.5, -1.0])
+    false_premise = np.array([False, False, True])
+    cut = best_cut(eligible, false_premise)
+    assert cut > 0.9
+    assert premise_cost(eligible, false_premise, cut) == 1.0

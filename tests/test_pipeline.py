@@ -157,14 +157,27 @@ def test_context_is_part_of_the_cache_key(engine: Engine) -> None:
     assert first.passages[0].passage.id != second.passages[0].passage.id
 
 
-def _names_share(engine: Engine, text: str) -> float:
+def _feature(engine: Engine, text: str, name: str) -> float:
     snapshot = engine.snapshot
     query = understand(text, snapshot.retriever.lexical)
     vector = engine.encoder.encode([query.text])[0]
     candidates = retrieve(snapshot.retriever, query, vector, 5)
-    return float(snapshot.evidence.features(query, vector, candidates)[FEATURES.index("names_lead")])
+    return float(snapshot.evidence.features(query, vector, candidates)[FEATURES.index(name)])
+
+
+def _names_share(engine: Engine, text: str) -> float:
+    return _feature(engine, text, "names_lead")
 
 
 def test_the_judge_sees_how_much_of_what_a_question_names_the_lead_mentions(engine: Engine) -> None:
     assert _names_share(engine, "When is Russia leaving the ISS?") == 1.0
     assert _names_share(engine, "When is Germany leaving the ISS?") == 0.5  # the ISS, but not Germany
+
+
+def test_a_compound_of_known_words_is_not_a_word_the_knowledge_base_lacks(engine: Engine) -> None:
+    assert _feature(engine, "Which operators of low-orbit satellites did the FCC require?", "unknown") == 0.0
+    assert _feature(engine, "Which operators of zorb-orbit satellites did the FCC require?", "unknown") > 0.0
+
+
+def test_a_compound_with_a_number_stays_a_name_of_its_own(engine: Engine) -> None:
+    assert _feature(engine, "Which operators of orbit-99 satellites did the FCC require?", "unknown") > 0.0

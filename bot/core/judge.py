@@ -153,7 +153,7 @@ class Evidence:
         top = list(candidates[:TOP])
         terms = list(dict.fromkeys(query.content_terms))
         term_stems = [stem(t) for t in terms]
-        unknown_terms = [s not in self.known_stems for s in term_stems]
+        unknown_terms = [not self._knows(t, s) for t, s in zip(terms, term_stems, strict=True)]
         # A word the knowledge base never uses weighs as a word no passage has.
         weights = [self.unknown_idf if out else self.lexical.idf(t)
                    for t, out in zip(terms, unknown_terms, strict=True)]
@@ -181,6 +181,14 @@ class Evidence:
             self._names_covered(query, lead),
             *self._neighbours(vector),
         ], dtype=np.float64)
+
+    def _knows(self, term: str, term_stem: str) -> bool:
+        """A word the knowledge base uses, or a compound of words it uses ("us-licensed"); a compound with
+        a number ("shenzhou-25") is a name of its own."""
+        if term_stem in self.known_stems:
+            return True
+        parts = term.split("-")
+        return len(parts) > 1 and all(p.isalpha() and stem(p) in self.known_stems for p in parts)
 
     def _unknown_names(self, terms: list[str], weights: list[float], unknown_terms: list[bool], total: float) -> float:
         """The weighted share of the question's words that are neither in the knowledge base nor ordinary
