@@ -28,6 +28,9 @@ SAME_SUBJECT_MIN_SHARE = 0.75
 # A past-tense question still leads with the storyline's latest position when that scores at least
 # this share of the best match (the question fits both: "did NASA cancel the Gateway?").
 PAST_LATEST_MIN_SHARE = 0.9
+# A past-tense question whose best match is a plan or proposal that a newer position has replaced leads
+# with that position: an old plan never says what happened ("when did Artemis II fly?").
+OUTDATED_PLAN_KINDS = frozenset({"plan", "proposal"})
 # "What is X?" leads with a background passage among the first results scoring at least this share of
 # the best (fitted on the tuning questions).
 DEFINITION_MIN_SHARE = 0.6
@@ -94,9 +97,14 @@ def choose_lead(
 
 
 def _latest_if_close(best: Candidate, candidates: Sequence[Candidate], storylines: Storylines) -> Passage:
-    """For a past-tense question, the storyline's latest position when it matches about as well as the best."""
+    """For a past-tense question, the storyline's latest position when it matches about as well as the best,
+    or when the best is a plan or proposal it has since replaced."""
     latest = storylines.latest(best.passage)
-    if latest.id != best.passage.id and _score_of(latest, candidates[:3]) >= PAST_LATEST_MIN_SHARE * best.score:
+    if latest.id == best.passage.id:
+        return best.passage
+    if best.passage.kind in OUTDATED_PLAN_KINDS and latest.date > best.passage.date:
+        return latest
+    if _score_of(latest, candidates[:3]) >= PAST_LATEST_MIN_SHARE * best.score:
         return latest
     return best.passage
 
