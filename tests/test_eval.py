@@ -27,7 +27,10 @@ MIN_HIT_AT_3 = 0.90  # target 0.95
 MAX_FALSELY_DECLINED = 0.08  # target 0.03
 MIN_DEFINITION_HIT_AT_1 = 0.80  # target 0.90
 MIN_NOT_A_QUESTION = 0.80  # small talk
-MIN_PREMISE_FLAGGED = 0.54  # target 0.90
+# Session 6's refit on 801 tuning questions made the premise rule stricter (threshold 0.662 -> 0.766): on the
+# holdout it flags fewer false premises (18 -> 13 of 33) and tells fewer true premises "No".
+MIN_PREMISE_FLAGGED = 0.36  # target 0.90
+MAX_PREMISE_WRONGLY_FLAGGED = 0.04  # no target; measured 0.022 (5/231)
 
 
 def _describe(report: EvalReport) -> str:
@@ -97,6 +100,11 @@ def test_small_talk_is_declined_as_not_a_question(report: EvalReport) -> None:
 def test_false_premises_are_flagged_with_the_current_position_above_the_floor(report: EvalReport) -> None:
     assert report.premise_flagged.total > 0
     assert report.premise_flagged.rate >= MIN_PREMISE_FLAGGED, _describe(report)
+
+
+def test_questions_whose_premise_holds_are_seldom_answered_with_a_correction(report: EvalReport) -> None:
+    assert report.premise_wrongly_flagged.total > 100
+    assert report.premise_wrongly_flagged.rate <= MAX_PREMISE_WRONGLY_FLAGGED, _describe(report)
 
 
 def test_follow_ups_find_their_answer_and_standalone_questions_ignore_the_context(report: EvalReport) -> None:

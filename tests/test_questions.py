@@ -3,6 +3,7 @@ to newer positions on a storyline."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from bot.core.evaluation import Expectations, evaluate
 from bot.core.knowledge import KnowledgeBase
-from bot.core.models import Answer, Passage, RankedPassage, Source, Topic
+from bot.core.models import Answer, Passage, Premise, RankedPassage, Source, Topic
 from bot.core.questions import Question, QuestionFileError, load_questions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +85,18 @@ def test_scoring_counts_each_category_on_its_own_tally() -> None:
     assert report.uncovered_not_misanswered.rate == 0.0
     assert report.definition_hit_at_1.rate == 0.0
     assert {m.question.text for m in report.misses} == {"c", "d"}
+
+
+def test_a_correction_on_a_question_whose_premise_holds_counts_as_wrongly_flagged() -> None:
+    questions = [Question(q="a", expect=("new",)), Question(q="b", category="definition", expect=("new",)),
+                 Question(q="c", category="false_premise", expect=("new",))]
+    correction = Premise(False, "No: as of January 2024, it has not happened.", dt.date(2024, 1, 1))
+    answers = [dataclasses.replace(_answer("new"), premise=correction), _answer("new"),
+               dataclasses.replace(_answer("new"), premise=correction)]
+    report = evaluate(questions, lambda texts, contexts: answers, _knowledge())
+    assert (report.premise_wrongly_flagged.good, report.premise_wrongly_flagged.total) == (1, 2)
+    assert report.premise_flagged.rate == 1.0
+    assert [m.question.text for m in report.misses] == ["a"]
 
 
 def test_no_autocomplete_example_copies_a_holdout_question() -> None:

@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Columns of the quality table: (key, EvalReport tally). ``falsely_declined`` counts in-scope questions
-# declined, so lower is better there.
+# declined and ``premise_wrongly_flagged`` true premises told "No", so lower is better there.
 METRICS = (
     "hit_at_1", "hit_at_3", "falsely_declined", "out_of_scope_declined", "near_domain_declined",
-    "uncovered_not_misanswered", "premise_flagged", "definition_hit_at_1", "follow_up_hit_at_3",
+    "uncovered_not_misanswered", "premise_flagged", "premise_wrongly_flagged", "definition_hit_at_1",
+    "follow_up_hit_at_3",
 )
 # What a single-signal baseline cannot do: it has no premise check and no conversation.
-BASELINE_UNSUPPORTED = frozenset({"premise_flagged", "follow_up_hit_at_3"})
+BASELINE_UNSUPPORTED = frozenset({"premise_flagged", "premise_wrongly_flagged", "follow_up_hit_at_3"})
 
 RankMany = Callable[[Sequence[str]], list[Ranking]]
 

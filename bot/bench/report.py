@@ -209,6 +209,7 @@ QUALITY_COLUMNS = (  # (metric key, column title)
     ("hit_at_1", "in-scope hit@1"), ("hit_at_3", "in-scope hit@3"), ("falsely_declined", "in-scope declined ↓"),
     ("out_of_scope_declined", "out-of-scope declined"), ("near_domain_declined", "near-domain declined"),
     ("uncovered_not_misanswered", "uncovered not mis-answered"), ("premise_flagged", "false premises flagged"),
+    ("premise_wrongly_flagged", "true premises told no ↓"),
     ("definition_hit_at_1", "definitions hit@1"), ("follow_up_hit_at_3", "follow-ups hit@3"),
 )
 

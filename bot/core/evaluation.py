@@ -59,6 +59,7 @@ class EvalReport:
     not_a_question_declined: Tally = field(default_factory=Tally)
     not_understood_declined: Tally = field(default_factory=Tally)
     premise_flagged: Tally = field(default_factory=Tally)
+    premise_wrongly_flagged: Tally = field(default_factory=Tally)  # of in-scope questions whose premise holds
     uncovered_not_misanswered: Tally = field(default_factory=Tally)
     uncovered_reason_right: Tally = field(default_factory=Tally)
     definition_hit_at_1: Tally = field(default_factory=Tally)
@@ -78,7 +79,8 @@ class EvalReport:
             f"  reason out_of_scope {self.out_of_scope_reason_right}",
             f"not a question declined {self.not_a_question_declined}"
             f"  follow-ups without context declined {self.not_understood_declined}",
-            f"false premise flagged with the current position {self.premise_flagged}",
+            f"false premise flagged with the current position {self.premise_flagged}"
+            f"  true premise wrongly flagged {self.premise_wrongly_flagged}",
             f"uncovered not mis-answered {self.uncovered_not_misanswered}"
             f"  reason not_covered {self.uncovered_reason_right}",
             f"definitions lead with the definition {self.definition_hit_at_1}",
@@ -158,6 +160,7 @@ def _score(report: EvalReport, question: Question, answer: Answer, expectations:
         _tally(report.premise_flagged, flagged, miss, "premise not flagged" if answer.premise is None
                else "premise flagged without the current position")
     elif question.category == "definition":
+        _count_wrong_flag(report, answer, miss)
         expected = expectations.widen(question.expect)
         leads = bool(ranked) and ranked[0] in expected
         _tally(report.definition_hit_at_1, leads, miss, "did not lead with the definition")
@@ -169,6 +172,7 @@ def _score_answerable(
     report: EvalReport, question: Question, answer: Answer, ranked: list[str],
     *, expectations: Expectations, miss: Callable[[str], None],
 ) -> None:
+    _count_wrong_flag(report, answer, miss)
     expected = expectations.widen(question.expect)
     rank = next((i for i, pid in enumerate(ranked, 1) if pid in expected), None)
     if question.context:
@@ -186,6 +190,14 @@ def _score_answerable(
         report.leads_with_latest.add(leads)
         if not leads and rank is not None and rank <= 3:
             miss(f"did not lead with the latest ({question.latest})")
+
+
+def _count_wrong_flag(report: EvalReport, answer: Answer, miss: Callable[[str], None]) -> None:
+    """An answerable or definitional question opened with "No: ..." as if it took something false for granted."""
+    flagged = answer.premise is not None
+    report.premise_wrongly_flagged.add(flagged)
+    if flagged:
+        miss(f"premise wrongly flagged ({answer.premise.note})")
 
 
 def _tally(tally: Tally, ok: object, miss: Callable[[str], None], reason: str) -> None:
