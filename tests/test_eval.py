@@ -23,14 +23,15 @@ MIN_FOLLOW_UP_HIT_AT_3 = 0.90  # issue 12
 MIN_STANDALONE_UNCHANGED = 0.98  # issue 12
 # Where it does not yet (issue 8 stays open), floors a little under the last measured holdout
 # figures catch regressions; the targets are in the comments.
-MIN_HIT_AT_3 = 0.90  # target 0.95
-MAX_FALSELY_DECLINED = 0.08  # target 0.03
+MIN_HIT_AT_3 = 0.91  # target 0.95
+MAX_FALSELY_DECLINED = 0.06  # target 0.03
 MIN_DEFINITION_HIT_AT_1 = 0.80  # target 0.90
 MIN_NOT_A_QUESTION = 0.80  # small talk
-# Session 6's refit on 801 tuning questions made the premise rule stricter (threshold 0.662 -> 0.766): on the
-# holdout it flags fewer false premises (18 -> 13 of 33) and tells fewer true premises "No".
-MIN_PREMISE_FLAGGED = 0.36  # target 0.90
-MAX_PREMISE_WRONGLY_FLAGGED = 0.04  # no target; measured 0.022 (5/231)
+# Session 6: the premise rule now also weighs how much closer a question is to a correction's claim than
+# to the correction's own passage, and was refit on 801 tuning questions; on the holdout it flags 16 of
+# 33 false premises (18 before) and tells 2 of 231 true premises "No" (11 before).
+MIN_PREMISE_FLAGGED = 0.45  # target 0.90
+MAX_PREMISE_WRONGLY_FLAGGED = 0.03  # no target; measured 0.009 (2/231)
 
 
 def _describe(report: EvalReport) -> str:

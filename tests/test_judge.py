@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from bot.core.calibration import best_cut, best_threshold, premise_cost
 from bot.core.judge import FEATURES, KNN, MODEL_FILE, JudgeModel, LinearModel, nearest_mean, premise_supported
 from bot.core.models import Passage, Premise, Source
-from bot.core.premise import PremiseFinding
-from bot.core.prototypes import Correction
+from bot.core.premise import PremiseFinding, best_correction
+from bot.core.prototypes import Correction, Prototypes
 from bot.core.retrieval import Candidate
-from bot.core.scope import parse_scope
+from bot.core.scope import Scope, parse_scope
 from bot.core.stemming import stem
+from bot.core.storylines import Storylines
 from bot.core.understand import Query
 
 
@@ -169,3 +170,28 @@ def test_the_premise_cut_flags_nothing_when_every_flag_would_be_wrong() -> None:
     cut = best_cut(eligible, false_premise)
     assert cut > 0.9
     assert premise_cost(eligible, false_premise, cut) == 1.0
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def test_the_contrast_prefers_the_correction_the_question_is_closer_to_than_to_its_passage() -> None:
+    """Question q is equally close (0.8) to both claims; it is close to the first correction's own passage
+    (it is that passage's subject) and far from the second's, so with a contrast the second wins."""
+    about, aside = _passage("about", "event", "Luna-25 crashed."), _passage("aside", "plan", "Russia stays.")
+    corrections = (Correction("Luna-25 did not land on the Moon.", about), Correction("Russia has not left.", aside))
+    question = _unit(0.8, 0.6, 0.0)
+    prototypes = Prototypes(
+        scope=Scope("", (), ()), covered=np.zeros((0, 3), np.float32), not_covered=np.zeros((0, 3), np.float32),
+        corrections=corrections, correction_vectors=np.vstack([_unit(1, 0, 0), _unit(1, 0, 0)]),
+        correction_passage_vectors=np.vstack([_unit(0.8, 0.6, 0.0), _unit(0.0, 0.0, 1.0)]))
+    candidates = [Candidate(0, about, 1.0, 1.0), Candidate(1, aside, 0.5, 0.0)]
+    storylines = Storylines({"about": about, "aside": aside})
+    query = _query("When did Luna-25 launch?")
+    plain = best_correction(query, question, candidates, storylines, prototypes)
+    contrasted = best_correction(query, question, candidates, storylines, prototypes, contrast=0.5)
+    assert plain is not None and plain.passage.id == "about" and plain.similarity == pytest.approx(0.8)
+    assert contrasted is not None and contrasted.passage.id == "aside"
+    assert contrasted.similarity == pytest.approx(0.8)  # nothing taken off: the question is far from its passage

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.core.engine import Engine
@@ -181,3 +182,12 @@ def test_a_compound_of_known_words_is_not_a_word_the_knowledge_base_lacks(engine
 
 def test_a_compound_with_a_number_stays_a_name_of_its_own(engine: Engine) -> None:
     assert _feature(engine, "Which operators of orbit-99 satellites did the FCC require?", "unknown") > 0.0
+
+
+def test_each_correction_carries_the_vector_its_passage_has_in_the_index(engine: Engine) -> None:
+    snapshot = engine.snapshot
+    prototypes = snapshot.evidence.prototypes
+    assert prototypes.corrections and prototypes.correction_passage_vectors is not None
+    for correction, vector in zip(prototypes.corrections, prototypes.correction_passage_vectors, strict=True):
+        expected = snapshot.retriever.vector_of(correction.passage.id)
+        assert expected is not None and np.array_equal(vector, expected)

@@ -29,6 +29,7 @@ from bot.core.understand import Query, understand
 # A wrong answer (a cited passage about something else) costs this many false declines.
 WRONG_ANSWER_COST = 3.0
 NAME_WEIGHTS = (0.0, 0.1, 0.2, 0.3)
+CONTRASTS = (0.0, 0.25, 0.5, 0.75)
 # Highest first: among rules that do equally well on the tuning set, the most cautious one wins.
 PREMISE_CONFIDENCES = (0.3, 0.2, 0.1, 0.05, 0.0)
 SUPPORT_CUTS = (*(round(0.3 + 0.05 * i, 2) for i in range(15)), 1.01)
@@ -130,14 +131,16 @@ def best_threshold(probabilities: np.ndarray, y: np.ndarray, wrong_cost: float) 
     return float(candidates[int(np.argmin(costs))])
 
 
-def correction_scores(engine: Engine, seen: Observations, name_weight: float) -> tuple[np.ndarray, np.ndarray]:
+def correction_scores(
+    engine: Engine, seen: Observations, name_weight: float, contrast: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The best correction's score per question (nan where nothing could contradict it), and whether
     that correction is on the best passage (which then cannot support the premise it denies)."""
     snapshot = engine.snapshot
     scores, from_lead = [], []
     for query, vector, candidates in seen.retrieved:
         finding = best_correction(query, vector, candidates, snapshot.storylines, snapshot.evidence.prototypes,
-                                  name_weight=name_weight)
+                                  name_weight=name_weight, contrast=contrast)
         scores.append(finding.similarity if finding else np.nan)
         from_lead.append(finding is not None and finding.from_lead(candidates))
     return np.array(scores), np.array(from_lead)
@@ -149,12 +152,20 @@ def open_to_doubt(seen: Observations, from_lead: np.ndarray, support_cut: float)
     return ~(seen.lead_supports & ~from_lead & (coverage >= support_cut))
 
 
-def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> tuple[float, float, float, float]:
-    """(name weight, score threshold, support cut, minimum confidence): the rule that flags false
-    premises best on the tuning set, a wrongly flagged true premise (or an uncovered question answered
-    with a correction) costing WRONG_ANSWER_COST missed ones.
+@dataclass(frozen=True)
+class PremiseRule:
+    name_weight: float
+    contrast: float
+    threshold: float
+    support: float
+    floor: float
 
-    Weight, cut and floor are chosen on cross-validated cost (the threshold picked on four folds, the
+
+def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> PremiseRule:
+    """The rule that flags false premises best on the tuning set, a wrongly flagged true premise (or an
+    uncovered question answered with a correction) costing WRONG_ANSWER_COST missed ones.
+
+    Weight, contrast, cut and floor are chosen on cross-validated cost (the threshold picked on four folds, the
     cost counted on the fifth, over CV_REPEATS shuffles); picked on the whole set at once, the four
     parameters fitted its noise. The threshold is then the best one for the chosen rule on the whole set."""
     from sklearn.model_selection import StratifiedKFold
@@ -162,16 +173,16 @@ def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> t
     labels = seen.false_premise
     splits = [split for seed in range(CV_REPEATS)
               for split in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(labels, labels)]
-    best, best_cost = (0.0, 1.0, 1.01, 0.0), float("inf")
-    for weight in NAME_WEIGHTS:
-        raw, from_lead = correction_scores(engine, seen, weight)
+    best, best_cost = PremiseRule(0.0, 0.0, 1.0, 1.01, 0.0), float("inf")
+    for weight, contrast in itertools.product(NAME_WEIGHTS, CONTRASTS):
+        raw, from_lead = correction_scores(engine, seen, weight, contrast)
         scores = np.nan_to_num(raw, nan=-1.0)
         for floor, cut in itertools.product(PREMISE_CONFIDENCES, SUPPORT_CUTS):
             eligible = np.where(open_to_doubt(seen, from_lead, cut) & (confidence >= floor), scores, -1.0)
             cost = sum(premise_cost(eligible[test], labels[test], best_cut(eligible[train], labels[train]))
                        for train, test in splits) / CV_REPEATS
             if cost < best_cost:
-                best, best_cost = (weight, best_cut(eligible, labels), cut, floor), cost
+                best, best_cost = PremiseRule(weight, contrast, best_cut(eligible, labels), cut, floor), cost
     return best
 
 
@@ -207,18 +218,18 @@ def fit_judge(engine: Engine, questions: Sequence[Question], source: str) -> Jud
     answerable = fit_linear(seen.features[keep], seen.answerable[keep], wrong_cost=WRONG_ANSWER_COST)
     domain = fit_linear(seen.features, seen.in_domain, wrong_cost=1.0)
     confidence = np.array([answerable.probability(x) for x in seen.features])
-    name_weight, premise, support, floor = fit_premise(engine, seen, confidence)
-    raw, from_lead = correction_scores(engine, seen, name_weight)
-    corrected = (np.nan_to_num(raw, nan=-1.0) >= premise) & open_to_doubt(seen, from_lead, support)
-    confident = confidence >= floor
+    rule = fit_premise(engine, seen, confidence)
+    raw, from_lead = correction_scores(engine, seen, rule.name_weight, rule.contrast)
+    corrected = (np.nan_to_num(raw, nan=-1.0) >= rule.threshold) & open_to_doubt(seen, from_lead, rule.support)
+    confident = confidence >= rule.floor
     plan_rule = rule_pays(seen.plan_flag & confident, seen, corrected)
     membership_rule = rule_pays(seen.membership_flag & confident, seen, corrected | (seen.plan_flag & plan_rule))
     digest = hashlib.sha256(json.dumps(sorted(q.text for q in questions)).encode("utf-8")).hexdigest()[:12]
     fitted_on = f"{source} ({len(questions)} questions, sha256 {digest}, {dt.date.today().isoformat()})"
     examples = {group: tuple(q.text for q in questions if not q.context and example_group(q) == group)
                 for group in EXAMPLE_GROUPS}
-    return JudgeModel(answerable, domain, premise, fitted_on, plan_rule, name_weight, examples, support,
-                      membership_rule, floor)
+    return JudgeModel(answerable, domain, rule.threshold, fitted_on, plan_rule, rule.name_weight, examples,
+                      rule.support, membership_rule, rule.floor, rule.contrast)
 
 
 def save_judge(model: JudgeModel) -> None:
@@ -228,7 +239,8 @@ def save_judge(model: JudgeModel) -> None:
 def describe(model: JudgeModel) -> list[str]:
     lines = [f"fitted on {model.fitted_on}",
              f"premise: correction score >= {model.premise_min_similarity:.3f} (name weight "
-             f"{model.premise_name_weight}) unless the lead covers >= {model.premise_support}; "
+             f"{model.premise_name_weight}, contrast {model.premise_contrast}) "
+             f"unless the lead covers >= {model.premise_support}; "
              f"plan rule {model.plan_rule}; membership rule {model.membership_rule}; "
              f"only at confidence >= {model.premise_min_confidence}"]
     for name, linear in (("answerable", model.answerable), ("in-domain", model.in_domain)):

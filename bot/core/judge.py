@@ -86,6 +86,7 @@ class JudgeModel:
     premise_support: float = 1.01
     membership_rule: bool = False  # flag "when did <country> join/leave X?" when no sentence says so
     premise_min_confidence: float = 0.0  # no premise correction for a question this unlikely to be answerable
+    premise_contrast: float = 0.0  # how much a correction loses per unit of the question's cosine to its passage
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> JudgeModel:
@@ -99,7 +100,7 @@ class JudgeModel:
                        bool(data.get("plan_rule", True)), float(data.get("premise_name_weight", 0.0)),
                        {g: tuple(map(str, data.get("examples", {}).get(g, ()))) for g in EXAMPLE_GROUPS},
                        float(data.get("premise_support", 1.01)), bool(data.get("membership_rule", False)),
-                       float(data.get("premise_min_confidence", 0.0)))
+                       float(data.get("premise_min_confidence", 0.0)), float(data.get("premise_contrast", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("judge model %s unusable (%s): answering by cosine >= %.2f; run `spacebot fit`",
                         path, exc, FALLBACK_MIN_COSINE)
@@ -116,7 +117,7 @@ class JudgeModel:
                 "in_domain": self.in_domain.to_dict(), "premise_min_similarity": self.premise_min_similarity,
                 "plan_rule": self.plan_rule, "premise_name_weight": self.premise_name_weight,
                 "premise_support": self.premise_support, "membership_rule": self.membership_rule,
-                "premise_min_confidence": self.premise_min_confidence,
+                "premise_min_confidence": self.premise_min_confidence, "premise_contrast": self.premise_contrast,
                 "fitted_on": self.fitted_on,
                 "examples": {g: list(self.examples.get(g, ())) for g in EXAMPLE_GROUPS}}
 
@@ -278,7 +279,7 @@ def find_premise(
 ) -> tuple[Premise, Passage] | None:
     """The correction of what the question wrongly takes for granted, and the position to lead with."""
     finding = best_correction(query, vector, candidates, storylines, evidence.prototypes,
-                              name_weight=model.premise_name_weight)
+                              name_weight=model.premise_name_weight, contrast=model.premise_contrast)
     if finding is not None and not finding.from_lead(candidates) and premise_supported(
             query, candidates, x, model.premise_support):
         finding = None

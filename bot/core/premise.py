@@ -42,12 +42,16 @@ class PremiseFinding:
 
 def best_correction(
     query: Query, vector: np.ndarray | None, candidates: Sequence[Candidate], storylines: Storylines,
-    prototypes: Prototypes, *, name_weight: float = 0.0,
+    prototypes: Prototypes, *, name_weight: float = 0.0, contrast: float = 0.0,
 ) -> PremiseFinding | None:
     """The current correction on the retrieved storylines that best contradicts what the question
     takes for granted, whatever its score: the cosine between the question and the belief the
     correction denies, less ``name_weight`` times the share of the question's names (countries,
-    organisations, people) the correction does not mention. The question's own vector is compared, not
+    organisations, people) the correction does not mention, less ``contrast`` times the cosine between
+    the question and the correction's passage. The contrast keeps what the question claims apart from
+    what it is about: "when did Luna-25 launch?" is as close to "Luna-25 landed on the Moon" as to the
+    passage on Luna-25 itself, while "when did Russia quit the ISS?" is closer to "Russia left the ISS"
+    than to the passage on Russia's deorbit plans. The question's own vector is compared, not
     a second one of what it takes for granted restated ("Russia quit the ISS"): on the tuning set that
     flagged as many false premises or more, without a second encoding."""
     if not query.presupposes or vector is None or not prototypes.corrections:
@@ -56,9 +60,11 @@ def best_correction(
     if not rows:
         return None
     names = named_terms(query.asked)
-    cosines = (prototypes.correction_vectors @ vector.ravel())[rows].tolist()
+    cosines = (prototypes.correction_vectors @ vector.ravel())[rows]
+    if contrast and prototypes.correction_passage_vectors is not None:
+        cosines = cosines - contrast * (prototypes.correction_passage_vectors[rows] @ vector.ravel())
     best: tuple[Correction, float] | None = None  # the first of the most similar
-    for row, cosine in zip(rows, cosines, strict=True):
+    for row, cosine in zip(rows, cosines.tolist(), strict=True):
         correction = prototypes.corrections[row]
         similarity = cosine - name_weight * (1.0 - _mentioned_share(names, correction))
         if best is None or similarity > best[1]:

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,8 @@ class Prototypes:
     corrections: tuple[Correction, ...]
     correction_vectors: np.ndarray  # of each correction's claim: the belief, stated positively
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # the judge's tuning questions, by group
+    # each correction's passage as the index holds it (a zero row where the index lacks it)
+    correction_passage_vectors: np.ndarray | None = None
 
     @functools.cached_property
     def correction_rows(self) -> dict[str, tuple[int, ...]]:
@@ -78,6 +80,7 @@ class Prototypes:
     def build(
         cls, knowledge: KnowledgeBase, encoder: Encoder, cache_dir: Path | None,
         examples: Mapping[str, Sequence[str]] | None = None,
+        passage_vectors: Callable[[str], np.ndarray | None] | None = None,
     ) -> Prototypes:
         scope = parse_scope(knowledge.scope)
         covered = [*scope.covered, *(t.title for t in knowledge.topics.values()), *knowledge.examples]
@@ -101,7 +104,21 @@ class Prototypes:
             corrections=corrections,
             correction_vectors=vectors[first_correction:len(texts)],
             examples=example_vectors,
+            correction_passage_vectors=_passage_rows(corrections, passage_vectors, encoder.dimension),
         )
+
+
+def _passage_rows(
+    corrections: Sequence[Correction], vector_of: Callable[[str], np.ndarray | None] | None, dimension: int
+) -> np.ndarray | None:
+    if vector_of is None:
+        return None
+    rows = np.zeros((len(corrections), dimension), dtype=np.float32)
+    for row, correction in enumerate(corrections):
+        vector = vector_of(correction.passage.id)
+        if vector is not None:
+            rows[row] = vector
+    return rows
 
 
 def encode_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None) -> np.ndarray:

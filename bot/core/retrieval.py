@@ -277,6 +277,10 @@ class Retriever:
             for row in best_first(fused)[:limit]
         ]
 
+    def vector_of(self, passage_id: str) -> np.ndarray | None:
+        row = self.row_of.get(passage_id)
+        return None if row is None else self.vectors.vectors[row]
+
     def similarity(self, a: Passage, b: Passage) -> float:
         va = self.vectors.vectors[self.row_of[a.id]]
         vb = self.vectors.vectors[self.row_of[b.id]]

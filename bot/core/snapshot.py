@@ -32,7 +32,7 @@ class Snapshot:
     ) -> Snapshot:
         knowledge = stored.knowledge
         retriever = Retriever(knowledge, stored.vectors, stored.ids, dictionary)
-        prototypes = Prototypes.build(knowledge, encoder, cache_dir, judge_model.examples)
+        prototypes = Prototypes.build(knowledge, encoder, cache_dir, judge_model.examples, retriever.vector_of)
         return cls(
             stored=stored,
             retriever=retriever,
