@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core.models import Passage, Source
+from bot.core.retrieval import LexicalIndex
 from bot.core.understand import (
     MAX_QUESTION_CHARS,
     asks_for_a_task,
@@ -16,6 +21,7 @@ from bot.core.understand import (
     question_kind,
     sanitize,
     searched_text,
+    understand,
 )
 
 
@@ -115,6 +121,10 @@ def test_reported_plans_and_open_questions_presuppose_nothing(text: str) -> None
     ("What is the US Deorbit Vehicle meant to do?", "US Deorbit Vehicle"),
     ("what can you tell me about the ISS", "ISS"),
     ("what do you know about the moon agreement", "moon agreement"),
+    ("wth is the Space Force supposed to be", "Space Force"),
+    ("could somebody explain the Artemis Accords like i'm five", "Artemis Accords"),
+    ("pls explain what CLPS is", "CLPS"),
+    ("what the heck is Starlab, is it basically a mini ISS?", "Starlab"),
 ])
 def test_the_defined_subject_is_read_out_of_any_phrasing(text: str, subject: str) -> None:
     assert defined_subject(text) == subject
@@ -161,3 +171,12 @@ def test_questions_to_the_bot_about_itself_and_greetings_are_small_talk(text: st
                                   "what can you tell me about the ISS"])
 def test_questions_about_a_subject_addressed_to_the_bot_are_not_small_talk(text: str) -> None:
     assert not is_small_talk(text)
+
+
+def test_a_definition_of_an_acronym_is_searched_with_what_it_stands_for_other_questions_as_asked() -> None:
+    source = Source("Example News", "A headline", "https://example.org/a")
+    treaty = Passage("ost", "Title", "Text.", dt.date(2025, 1, 1), source, "topic", Path("topic.yaml"),
+                     aliases=("OST", "Outer Space Treaty"))
+    lexical = LexicalIndex([treaty])
+    assert understand("wtf is the OST", lexical).text == "What is OST? (Outer Space Treaty)"
+    assert understand("When did the OST enter into force?", lexical).text == "When did the OST enter into force?"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot.core.models import DeclineReason
 from bot.core.names import word_set
-from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query
+from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query, spell_out_acronyms
 from bot.core.stemming import stem
 from bot.core.text import TimeReference, asks_about_the_past, find_time_reference, tokenize
 
@@ -39,16 +39,20 @@ _ABOUT_THE_BOT = re.compile(
     r"|what\s+(?:can|do)\s+(?:you|this\s+bot|the\s+bot)\s+(?:do|know|answer))\W*$",
     re.IGNORECASE,
 )
+# Who is asked to explain: "can you", "could someone", "pls", "someone".
+_ASKER = (r"(?:can|could|would|will)\s+(?:you|u|some(?:one|body)|any(?:one|body))\s+|some(?:one|body)\s+|"
+          r"pls\s+|please\s+")
 _DEFINITION = re.compile(
     r"^(?:(?:so|and|ok|okay|hey|sorry|also|well|like|briefly|basically|quick question:?|noob question:?)[\s,]+)*(?:"
     r"what'?s\s+the\s+deal\s+with\s+(?:the\s+)?(?P<x6>.+?)"
-    r"|(?:what|wat|wut|waht)(?:\s+(?:exactly\s+|even\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+|even\s+)?"
+    r"|(?:what|wat|wut|waht|wtf|wth|what\s+the\s+(?:heck|hell|fuck))"
+    r"(?:\s+(?:exactly\s+|even\s+)?(?:is|are|r|was|were)|'s|’s|s)\s+(?:exactly\s+|even\s+)?"
     r"(?:the\s+|an?\s+)?(?:(?:point|purpose|goal|aim|idea)\s+of\s+(?:the\s+|an?\s+)?)?"
     r"(?P<x1>.+?)(?:\s+(?:all\s+)?about|\s+for|\s+(?:supposed|meant)\s+to\s+(?:be|do))?"
     r"|what\s+(?:does|do)\s+(?:the\s+)?(?P<x2>.+?)\s+(?:mean|stand\s+for|do|refer\s+to|say|cover|involve)"
-    r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?explain\s+what\s+(?:the\s+|an?\s+)?(?P<x10>.+?)"
+    r"|(?:{asker})?explain\s+what\s+(?:the\s+|an?\s+)?(?P<x10>.+?)"
     r"\s+(?:is|are)"
-    r"|(?:can\s+(?:you|u)\s+|could\s+(?:you|u)\s+|pls\s+|please\s+)?(?:explain|define|describe|summari[sz]e)\s+"
+    r"|(?:{asker})?(?:explain|define|describe|summari[sz]e)\s+"
     r"(?:what\s+(?:is|are)\s+)?(?:the\s+|an?\s+)?(?P<x3>.+?)"
     r"|(?:tell\s+me|(?:what\s+)?(?:can|could)\s+(?:you|u)\s+tell\s+me|what\s+do\s+(?:you|u)\s+know)\s+(?:about|what)\s+"
     r"(?:is\s+|are\s+)?"
@@ -58,7 +62,11 @@ _DEFINITION = re.compile(
     r"\s*:?\s+(?:the\s+)?(?P<x5>.+?)"
     r"|(?P<x8>[^?]+?)\s*[,.;:?!-]*\s*what(?:'s|’s|\s+is|\s+are)\s+(?:it|that|this|they|those|these)(?:\s+(?:even|exactly))?"
     r"|(?:i\s+)?(?:never\s+heard\s+of|don'?t\s+know\s+what)\s+(?:the\s+)?(?P<x7>.+?)(?:\s+is|\s+are)?"
-    r")[\s,]*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me)?\s*[?.!]*$",
+    r")(?:[\s,]*(?:to\s+me|exactly|again|even|anyway|in\s+simple\s+terms|in\s+plain\s+english|for\s+me"
+    r"|like\s+i'?m\s+(?:5|five)"
+    # a second question that only compares: "wtf is golden dome, is it like israel's iron dome?"
+    r"|[,;-]\s*(?:is|are)\s+(?:it|they|that)\s+(?:like|basically|just|kind\s+of|sort\s+of|similar\s+to)\b[^?]*"
+    r"))*\s*[?.!]*$".replace("{asker}", _ASKER),
     re.IGNORECASE,
 )
 _MEANT_BY = re.compile(r"^meant\s+by\s+(?:the\s+)?", re.IGNORECASE)  # "what is meant by PAROS"
@@ -246,6 +254,8 @@ def understand(question: object, lexical: LexicalIndex) -> Query:
     asked = sanitize(question)
     corrected = correct_query(asked, lexical) if asked else asked
     searched = searched_text(corrected)
+    if searched != corrected:
+        searched = spell_out_acronyms(searched, lexical)
     return Query(
         asked=asked,
         text=searched,
