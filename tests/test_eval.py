@@ -21,11 +21,11 @@ MIN_NEAR_DOMAIN_DECLINED = 0.95
 MIN_UNCOVERED_NOT_MISANSWERED = 0.95
 MIN_FOLLOW_UP_HIT_AT_3 = 0.90  # issue 12
 MIN_STANDALONE_UNCHANGED = 0.98  # issue 12
+MIN_DEFINITION_HIT_AT_1 = 0.90  # issue 8; met since session 6 (0.914, 32/35)
 # Where it does not yet (issue 8 stays open), floors a little under the last measured holdout
 # figures catch regressions; the targets are in the comments.
 MIN_HIT_AT_3 = 0.91  # target 0.95
 MAX_FALSELY_DECLINED = 0.06  # target 0.03
-MIN_DEFINITION_HIT_AT_1 = 0.80  # target 0.90
 MIN_NOT_A_QUESTION = 0.80  # small talk
 # Session 6: the premise rule now also weighs how much closer a question is to a correction's claim than
 # to the correction's own passage, and was refit on 801 tuning questions; on the holdout it flags 16 of
