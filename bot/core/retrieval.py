@@ -113,7 +113,12 @@ class LexicalIndex:
         for alias in aliases:
             sizes[alias.split(" ", 1)[0]].add(alias.count(" ") + 1)
         self._alias_sizes = {first: sorted(found) for first, found in sizes.items()}
-        self.acronyms = acronyms_of(passages)
+        self._passages = passages
+
+    @functools.cached_property
+    def acronyms(self) -> dict[str, str]:
+        """What the aliases spell out, worked out on first use: only definitions of acronyms ask (~20 ms)."""
+        return acronyms_of(self._passages)
 
     def _postings_of(self, terms: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
         """Group the postings by term (rows ascending within a term) with each one's BM25 contribution."""
