@@ -165,9 +165,9 @@ def fit_premise(engine: Engine, seen: Observations, confidence: np.ndarray) -> P
     """The rule that flags false premises best on the tuning set, a wrongly flagged true premise (or an
     uncovered question answered with a correction) costing WRONG_ANSWER_COST missed ones.
 
-    Weight, contrast, cut and floor are chosen on cross-validated cost (the threshold picked on four folds, the
-    cost counted on the fifth, over CV_REPEATS shuffles); picked on the whole set at once, the four
-    parameters fitted its noise. The threshold is then the best one for the chosen rule on the whole set."""
+    Weight, contrast, cut and floor are chosen on cross-validated cost (the threshold picked on four folds,
+    the cost counted on the fifth, over CV_REPEATS shuffles): picked on the whole set at once, they fitted
+    its noise. The threshold is then the best one for the chosen rule on the whole set."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = seen.false_premise

@@ -194,9 +194,8 @@ def _score_answerable(
 
 def _count_wrong_flag(report: EvalReport, answer: Answer, miss: Callable[[str], None]) -> None:
     """An answerable or definitional question opened with "No: ..." as if it took something false for granted."""
-    flagged = answer.premise is not None
-    report.premise_wrongly_flagged.add(flagged)
-    if flagged:
+    report.premise_wrongly_flagged.add(answer.premise is not None)
+    if answer.premise is not None:
         miss(f"premise wrongly flagged ({answer.premise.note})")
 
 
