@@ -135,6 +135,18 @@ _TASK = re.compile(
     re.IGNORECASE,
 )
 
+# Sums on figures and investment advice, wherever they come in a question: "iss weighs 435 tonnes, how much
+# is that in pounds", "what percent is that", "whats the average speed", "is voyager stock a buy".
+_SUMS_OR_STOCKS = re.compile(
+    r"\bwhat\s+(?:percent|percentage|fraction|share)\s+(?:is|of)\s+(?:that|this|it)\b"
+    r"|\bhow\s+(?:much|many)\s+is\s+(?:that|this|it)\s+in\s+(?:pounds|lbs|kg|kilo(?:gram)?s|grams|tons|tonnes|"
+    r"miles|km|kilomet(?:er|re)s|feet|met(?:er|re)s|mph|kph|dollars|euros|rupees|yen|yuan|rubles|roubles)\b"
+    r"|\baverage\s+speed\b"
+    r"|\bstocks?\b[^?]*\b(?:a\s+)?(?:good\s+)?(?:buy|sell|investment)\b"
+    r"|\b(?:should\s+i|worth)\s+(?:buy(?:ing)?|invest(?:ing)?\s+in)\b",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True)
 class Query:
@@ -202,7 +214,7 @@ def is_small_talk(text: str, known: frozenset[str] = frozenset()) -> bool:
 
 
 def asks_for_a_task(text: str) -> bool:
-    return bool(_TASK.match(text.strip()))
+    return bool(_TASK.match(text.strip()) or _SUMS_OR_STOCKS.search(text))
 
 
 def question_kind(text: str) -> QuestionKind:
