@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot.core.compose import choose_lead
 from bot.core.engine import Engine
-from bot.core.models import Passage, Source
-from bot.core.retrieval import (
-    Candidate,
-    LexicalIndex,
-    Retriever,
-    acronyms_of,
-    correct_query,
-    expand_terms,
-    spell_out_acronyms,
-)
+from bot.core.retrieval import Candidate, LexicalIndex, Retriever, correct_query, expand_terms
 from bot.core.text import tokenize
 from tests.support.fake_encoder import FakeEncoder
 from tests.support.kb import STORYLINE, STORYLINE_LATEST
@@ -253,22 +242,3 @@ def test_past_tense_question_leads_with_the_latest_when_it_matches_about_as_well
 def test_asking_who_runs_an_agency_also_searches_for_its_head_and_administrator() -> None:
     assert expand_terms(["who", "runs", "nasa"]) == ["who", "runs", "head", "chief", "administrator", "leader", "nasa"]
     assert expand_terms(["artemis", "launch"]) == ["artemis", "launch"]
-
-
-def _aliased(pid: str, *aliases: str) -> Passage:
-    source = Source("Example News", "A headline", "https://example.org/a")
-    return Passage(pid, "Title", "Text.", dt.date(2025, 1, 1), source, "topic", Path("topic.yaml"), aliases=aliases)
-
-
-def test_an_acronym_is_read_off_the_alias_whose_initials_it_spells() -> None:
-    passages = [_aliased("ost", "OST", "Outer Space Treaty", "space law"),
-                _aliased("paros", "PAROS", "prevention of an arms race in outer space"),
-                _aliased("nasa", "NASA", "space agency")]  # no alias spells it out
-    assert acronyms_of(passages) == {"ost": "Outer Space Treaty", "paros": "prevention of an arms race in outer space"}
-
-
-def test_an_acronym_is_spelled_out_once_and_not_when_the_question_already_says_it() -> None:
-    lexical = LexicalIndex([_aliased("ost", "OST", "Outer Space Treaty")])
-    assert spell_out_acronyms("What is the OST?", lexical) == "What is the OST? (Outer Space Treaty)"
-    assert spell_out_acronyms("is the OST the outer space treaty", lexical) == "is the OST the outer space treaty"
-    assert spell_out_acronyms("What is the ISS?", lexical) == "What is the ISS?"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.core.acronyms import acronyms_of
 from bot.core.knowledge import KnowledgeBase
 from bot.core.models import Passage
 from bot.core.text import TimeReference, tokenize
@@ -196,34 +196,6 @@ class LexicalIndex:
             len(token) >= TYPO_MIN_LENGTH and token.isalpha() and token not in STOPWORDS
             and token not in self.vocabulary and token not in self.dictionary
         )
-
-
-_ACRONYM_FILLERS = frozenset({"of", "the", "for", "on", "in", "and", "an", "a", "to"})
-
-
-def acronyms_of(passages: Sequence[Passage]) -> dict[str, str]:
-    """Acronyms the aliases spell out ("ost" -> "Outer Space Treaty"): a one-word alias of a passage whose
-    letters are the initials of another of its aliases, filler words left out."""
-    found: dict[str, set[str]] = defaultdict(set)
-    for passage in passages:
-        for short in passage.aliases:
-            if " " in short or not 2 <= len(short) <= 6 or not short.isalnum():
-                continue
-            for long in passage.aliases:
-                words = [w for w in re.findall(r"[A-Za-z]+", long) if w.lower() not in _ACRONYM_FILLERS]
-                if len(words) >= 2 and "".join(w[0] for w in words).lower() == short.lower():
-                    found[short.lower()].add(long)
-    return {short: min(longs, key=lambda s: (s.lower(), s)) for short, longs in found.items()}
-
-
-def spell_out_acronyms(text: str, lexical: LexicalIndex) -> str:
-    """The text with what its acronyms stand for added ("What is the OST? (Outer Space Treaty)"): the
-    encoder barely knows "OST", and the knowledge base's passages say "Outer Space Treaty"."""
-    tokens = tokenize(text)
-    present = set(tokens)
-    spelled = [lexical.acronyms[t] for t in dict.fromkeys(tokens) if t in lexical.acronyms]
-    spelled = [s for s in spelled if not set(tokenize(s)) <= present]
-    return f"{text} ({', '.join(spelled)})" if spelled else text
 
 
 def expand_terms(tokens: Iterable[str]) -> list[str]:

@@ -11,9 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.acronyms import spell_out_acronyms
 from bot.core.models import DeclineReason
 from bot.core.names import word_set
-from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query, spell_out_acronyms
+from bot.core.retrieval import STOPWORDS, LexicalIndex, correct_query
 from bot.core.stemming import stem
 from bot.core.text import TimeReference, asks_about_the_past, find_time_reference, tokenize
 
@@ -267,7 +268,7 @@ def understand(question: object, lexical: LexicalIndex) -> Query:
     corrected = correct_query(asked, lexical) if asked else asked
     searched = searched_text(corrected)
     if searched != corrected:
-        searched = spell_out_acronyms(searched, lexical)
+        searched = spell_out_acronyms(searched, lexical.acronyms)
     return Query(
         asked=asked,
         text=searched,
